@@ -1,0 +1,208 @@
+"""The Detector: loads a model folder and scores texts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._errors import ModelError
+from ._modelfiles import ModelConfig, default_model_path, read_config, verify_manifest
+from ._text import build_windows, split_passages, tokenize_passages
+from ._types import Detection, Passage, Span
+
+_WORD_CHAR = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'-")
+
+
+@dataclass
+class _TextState:
+    text: str
+    pieces: list[Any]
+    token_offsets: list[list[tuple[int, int]]]
+    token_probs: list[list[tuple[float, float]]]  # (p_fluency, p_accuracy) per token
+    passage_logit: list[float]
+
+
+class Detector:
+    """Finds garbled machine-translated passages in English text.
+
+    Use :meth:`load` to create one; then :meth:`detect` or :meth:`detect_batch`.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, config: ModelConfig, path: Path | None = None,
+                 checksum: str = "not checked") -> None:
+        self._model = model
+        self._tok = tokenizer
+        self.config = config
+        self.path = path
+        self.checksum = checksum
+        self.threshold = config.threshold
+        self.span_threshold = config.span_threshold
+        self._cls = tokenizer.token_to_id("[CLS]")
+        self._sep = tokenizer.token_to_id("[SEP]")
+        self._pad = tokenizer.token_to_id("[PAD]") or 0
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, verify: bool = True, threads: int | None = None) -> Detector:
+        """Load a model folder (default: the shipped model, or $MTDETECT_MODEL). Works offline."""
+        import torch
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        from ._model import SpanDetector
+
+        folder = Path(path) if path is not None else default_model_path()
+        if not folder.is_dir():
+            raise ModelError(f"model folder {folder} not found")
+        config = read_config(folder)
+        checksum = verify_manifest(folder) if verify else "not checked"
+        if threads is not None:
+            torch.set_num_threads(threads)
+        tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        tok.no_truncation()
+        tok.no_padding()
+        model = SpanDetector(config.bert)
+        try:
+            state = load_file(str(folder / "model.safetensors"))
+            missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+        except Exception as e:  # noqa: BLE001 - any failure here means a broken weights file
+            raise ModelError(f"cannot read {folder / 'model.safetensors'}: {e}") from e
+        if missing or unexpected:
+            raise ModelError(f"weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        model.eval()
+        return cls(model, tok, config, folder, checksum)
+
+    # ------------------------------------------------------------------ scoring
+    def detect(self, text: str) -> Detection:
+        """Score one text."""
+        return self.detect_batch([text])[0]
+
+    def detect_batch(self, texts: Sequence[str], batch_size: int = 32) -> list[Detection]:
+        """Score several texts; returns one :class:`Detection` per text, in order."""
+        if isinstance(texts, str):
+            raise TypeError("detect_batch takes a sequence of strings; use detect() for one text")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        states = [self._prepare(t) for t in texts]
+        self._run(states, batch_size)
+        return [self._finish(s) for s in states]
+
+    def _prepare(self, text: str) -> _TextState:
+        if not isinstance(text, str):
+            raise TypeError(f"expected str, got {type(text).__name__}")
+        pieces = split_passages(text)
+        toks = tokenize_passages(self._tok, text, pieces)
+        st = _TextState(
+            text=text,
+            pieces=pieces,
+            token_offsets=[t.offsets for t in toks],
+            token_probs=[[(0.0, 0.0)] * len(t.ids) for t in toks],
+            passage_logit=[-math.inf] * len(pieces),
+        )
+        st._windows = build_windows(  # type: ignore[attr-defined]
+            toks, self.config.max_length, self.config.context_tokens, self._cls, self._sep
+        )
+        return st
+
+    def _run(self, states: list[_TextState], batch_size: int) -> None:
+        import torch
+
+        items = [(si, w) for si, st in enumerate(states) for w in st._windows]  # type: ignore[attr-defined]
+        items.sort(key=lambda x: len(x[1].ids))  # length buckets: padding does not change results
+        with torch.inference_mode():
+            for b in range(0, len(items), batch_size):
+                chunk = items[b : b + batch_size]
+                L = max(len(w.ids) for _, w in chunk)
+                ids = torch.full((len(chunk), L), self._pad, dtype=torch.long)
+                shapes = torch.zeros((len(chunk), L), dtype=torch.long)
+                mask = torch.zeros((len(chunk), L), dtype=torch.long)
+                target = torch.zeros((len(chunk), L), dtype=torch.long)
+                for i, (_, w) in enumerate(chunk):
+                    n = len(w.ids)
+                    ids[i, :n] = torch.tensor(w.ids)
+                    shapes[i, :n] = torch.tensor(w.shapes)
+                    mask[i, :n] = 1
+                    target[i, w.target[0] : w.target[1]] = 1
+                tok_logits, pas_logits = self._model(ids, shapes, mask, target)
+                probs = torch.softmax(tok_logits.float(), -1)
+                for i, (si, w) in enumerate(chunk):
+                    st = states[si]
+                    a, e = w.target
+                    ts, _ = w.token_slice
+                    pf = probs[i, a:e, 1].tolist()
+                    pa = probs[i, a:e, 2].tolist()
+                    row = st.token_probs[w.passage]
+                    for k in range(e - a):
+                        row[ts + k] = (pf[k], pa[k])
+                    st.passage_logit[w.passage] = max(st.passage_logit[w.passage], float(pas_logits[i, 0]))
+
+    def _calibrated(self, logit: float) -> float:
+        if logit == -math.inf:
+            return 0.0
+        a, b = self.config.calibration
+        z = a * logit + b
+        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+
+    def _finish(self, st: _TextState) -> Detection:
+        text = st.text
+        passages = []
+        for p, logit in zip(st.pieces, st.passage_logit):
+            s = self._calibrated(logit)
+            passages.append(Passage(p.start, p.end, text[p.start : p.end], s, s >= self.threshold))
+        offs = [o for row in st.token_offsets for o in row]
+        probs = [p for row in st.token_probs for p in row]
+        spans = _spans(text, offs, [p[0] for p in probs], self.span_threshold, "fluency")
+        if self.config.accuracy_span_threshold <= 1.0:
+            acc = _spans(text, offs, [p[1] for p in probs], self.config.accuracy_span_threshold, "accuracy")
+            spans = sorted(spans + [a for a in acc if all(a.end <= f.start or a.start >= f.end for f in spans)],
+                           key=lambda s: s.start)
+        score = max((p.score for p in passages), default=0.0)
+        return Detection(score, score >= self.threshold, tuple(spans), tuple(passages))
+
+    def info(self) -> dict[str, Any]:
+        """Model name, version, path, checksum status and thresholds."""
+        c = self.config
+        return {"name": c.name, "version": c.version, "path": str(self.path) if self.path else None,
+                "base_model": c.base_model, "checksum": self.checksum, "threshold": self.threshold,
+                "span_threshold": self.span_threshold, "max_length": c.max_length,
+                "context_tokens": c.context_tokens}
+
+
+def _spans(text: str, offs: list[tuple[int, int]], probs: list[float], thr: float, category: str) -> list[Span]:
+    """Runs of consecutive tokens at or above ``thr``, widened to whole words."""
+    out: list[Span] = []
+    i = 0
+    n = len(offs)
+    while i < n:
+        if probs[i] >= thr:
+            j = i
+            while j + 1 < n and probs[j + 1] >= thr:
+                j += 1
+            s, e = offs[i][0], offs[j][1]
+            while s > 0 and text[s - 1] in _WORD_CHAR and text[s] in _WORD_CHAR:
+                s -= 1
+            while e < len(text) and text[e] in _WORD_CHAR and text[e - 1] in _WORD_CHAR:
+                e += 1
+            score = max(probs[i : j + 1])
+            if out and s <= out[-1].end:
+                prev = out.pop()
+                s, score = prev.start, max(prev.score, score)
+            out.append(Span(s, e, text[s:e], score, category))
+            i = j + 1
+        else:
+            i += 1
+    return out
+
+
+def iter_batches(items: Iterable[Any], n: int) -> Iterable[list[Any]]:
+    batch: list[Any] = []
+    for it in items:
+        batch.append(it)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,48 @@
+"""The network: a BERT encoder with token-shape embeddings, a token head and a passage head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._text import N_SHAPES
+
+TOKEN_LABELS = ("ok", "fluency", "accuracy")
+PASSAGE_OUTPUTS = ("garbled", "any_major")
+
+
+class SpanDetector(nn.Module):
+    """Encoder + shape embeddings (case, spacing, sentence-boundary context) + two heads."""
+
+    def __init__(self, bert_config: dict[str, Any]) -> None:
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        cfg = BertConfig(**bert_config)
+        self.bert = BertModel(cfg, add_pooling_layer=False)
+        h = cfg.hidden_size
+        self.shape_emb = nn.Embedding(N_SHAPES, h)
+        nn.init.normal_(self.shape_emb.weight, std=0.02)
+        self.dropout = nn.Dropout(0.1)
+        self.token_head = nn.Linear(h, len(TOKEN_LABELS))
+        self.passage_head = nn.Sequential(nn.Linear(2 * h + 2, h), nn.GELU(), nn.Linear(h, len(PASSAGE_OUTPUTS)))
+
+    def forward(
+        self, ids: torch.Tensor, shapes: torch.Tensor, mask: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return token logits (B, T, 3) and passage logits (B, 2); ``target`` masks the passage tokens."""
+        emb = self.bert.embeddings.word_embeddings(ids) + self.shape_emb(shapes)
+        hidden = self.bert(inputs_embeds=emb, attention_mask=mask).last_hidden_state
+        hidden = self.dropout(hidden)
+        tok = self.token_head(hidden)
+        tmask = target.unsqueeze(-1).to(hidden.dtype)
+        denom = tmask.sum(1).clamp(min=1.0)
+        mean = (hidden * tmask).sum(1) / denom
+        mx = hidden.masked_fill(tmask == 0, -1e4).max(1).values
+        flu = torch.softmax(tok, -1)[..., 1].masked_fill(target == 0, 0.0)
+        peak = flu.max(1).values.unsqueeze(-1)
+        avg = (flu.sum(1) / denom.squeeze(-1)).unsqueeze(-1)
+        passage = self.passage_head(torch.cat([mean, mx, peak, avg], -1))
+        return tok, passage

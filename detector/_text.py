@@ -1,0 +1,184 @@
+"""Text handling shared by inference and training: passages, token shapes and context windows.
+
+Everything here works on character offsets into the caller's original string, so spans can always be
+sliced back out of it exactly.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Sentence-like units: split after ., !, ?, … (plus closing quotes/brackets) followed by whitespace,
+# and at line breaks. Abbreviations are not special-cased on purpose: the model sees the context window
+# around every passage, and "U.S. and" split into two passages is still scored in one window.
+_BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]*(\s+)|\s*\n\s*")
+
+N_CASE = 8
+N_SPACE = 3
+N_SHAPES = N_CASE * N_SPACE * 2
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A passage: [start, end) in the original text, surrounding whitespace excluded."""
+
+    start: int
+    end: int
+
+
+def split_passages(text: str) -> list[Piece]:
+    """Split text into sentence-like passages with exact character offsets."""
+    pieces: list[Piece] = []
+    pos = 0
+    for m in _BOUNDARY.finditer(text):
+        a, b = (m.start(1), m.end(1)) if m.group(1) is not None else (m.start(), m.end())
+        if a > pos:
+            _append_trimmed(text, pos, a, pieces)
+        pos = max(pos, b)
+    if pos < len(text):
+        _append_trimmed(text, pos, len(text), pieces)
+    return pieces
+
+
+def _append_trimmed(text: str, s: int, e: int, out: list[Piece]) -> None:
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    if e > s:
+        out.append(Piece(s, e))
+
+
+def _case_class(tok: str) -> int:
+    """0 pad/special, 1 lower, 2 Title, 3 UPPER, 4 mixed, 5 digit, 6 punctuation, 7 other script."""
+    letters = [c for c in tok if c.isalpha()]
+    if not tok:
+        return 0
+    c0 = tok[0]
+    if c0.isdigit():
+        return 5
+    if not letters:
+        return 6
+    if any(ord(c) > 0x24F for c in letters):
+        return 7
+    if all(c.islower() for c in letters):
+        return 1
+    if all(c.isupper() for c in letters):
+        return 3 if len(letters) > 1 else 2
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return 2
+    return 4
+
+
+def token_shape(text: str, start: int, end: int) -> int:
+    """Shape id of the token text[start:end]: case class x space before x after-sentence-end."""
+    case = _case_class(text[start:end])
+    j = start - 1
+    if j < 0:
+        space = 2
+    elif text[j] in "\n\r\u2028\u2029":
+        space = 2
+    elif text[j].isspace():
+        space = 1
+    else:
+        space = 0
+    while j >= 0 and text[j].isspace():
+        j -= 1
+    while j >= 0 and text[j] in "\"'”’)]":
+        j -= 1
+    after_stop = 1 if (j >= 0 and text[j] in ".!?…" and space > 0) else 0
+    return (case * N_SPACE + space) * 2 + after_stop
+
+
+@dataclass
+class Tokenized:
+    """Tokens of one passage: ids, shapes and character offsets into the original text."""
+
+    ids: list[int]
+    shapes: list[int]
+    offsets: list[tuple[int, int]]
+
+
+def normalise_for_tokenizer(s: str) -> str:
+    """Keep length-preserving: NFC can change lengths, so only replace control characters."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t" else c for c in s)
+
+
+def tokenize_passages(tokenizer, text: str, pieces: Sequence[Piece]) -> list[Tokenized]:  # type: ignore[no-untyped-def]
+    """Tokenise every passage on its own (so results do not depend on what else is in the batch)."""
+    if not pieces:
+        return []
+    chunks = [normalise_for_tokenizer(text[p.start : p.end]) for p in pieces]
+    encs = tokenizer.encode_batch(chunks, add_special_tokens=False)
+    out = []
+    for p, enc in zip(pieces, encs):
+        offs = [(p.start + a, p.start + b) for a, b in enc.offsets]
+        keep = [i for i, (a, b) in enumerate(offs) if b > a]
+        ids = [enc.ids[i] for i in keep]
+        offs = [offs[i] for i in keep]
+        out.append(Tokenized(ids, [token_shape(text, a, b) for a, b in offs], offs))
+    return out
+
+
+@dataclass
+class Window:
+    """Model input for one target chunk: [CLS] left context, target, right context [SEP]."""
+
+    ids: list[int]
+    shapes: list[int]
+    target: tuple[int, int]  # token positions (in ids) of the target chunk
+    passage: int  # index of the passage this target chunk belongs to
+    token_slice: tuple[int, int]  # which tokens of that passage the target chunk covers
+
+
+def build_windows(
+    toks: Sequence[Tokenized], max_len: int, context: int, cls_id: int, sep_id: int
+) -> list[Window]:
+    """One window per passage (long passages are cut into chunks), with up to ``context`` tokens of
+    neighbouring passages on each side. A passage's window depends only on the passage and its
+    neighbours, never on batching or on where the document was cut."""
+    budget = max_len - 2
+    chunk_len = max(8, budget - 2 * context)
+    windows: list[Window] = []
+    for pi, t in enumerate(toks):
+        n = len(t.ids)
+        starts = list(range(0, max(n, 1), chunk_len)) if n > chunk_len else [0]
+        for s in starts:
+            e = min(n, s + chunk_len) if n > chunk_len else n
+            tgt_ids, tgt_sh = t.ids[s:e], t.shapes[s:e]
+            room = budget - len(tgt_ids)
+            left_n = min(context, room // 2 + room % 2)
+            right_n = min(context, room - left_n)
+            left_ids: list[int] = []
+            left_sh: list[int] = []
+            # left context: the passage's own earlier tokens first, then previous passages
+            own_l_ids, own_l_sh = t.ids[:s], t.shapes[:s]
+            q = pi - 1
+            src_ids, src_sh = own_l_ids, own_l_sh
+            while len(left_ids) < left_n:
+                take = left_n - len(left_ids)
+                if src_ids:
+                    left_ids = src_ids[-take:] + left_ids
+                    left_sh = src_sh[-take:] + left_sh
+                if len(left_ids) >= left_n or q < 0:
+                    break
+                src_ids, src_sh = toks[q].ids, toks[q].shapes
+                q -= 1
+            right_ids: list[int] = list(t.ids[e:])[:right_n]
+            right_sh: list[int] = list(t.shapes[e:])[:right_n]
+            q = pi + 1
+            while len(right_ids) < right_n and q < len(toks):
+                take = right_n - len(right_ids)
+                right_ids += toks[q].ids[:take]
+                right_sh += toks[q].shapes[:take]
+                q += 1
+            ids = [cls_id] + left_ids + tgt_ids + right_ids + [sep_id]
+            shapes = [0] + left_sh + tgt_sh + right_sh + [0]
+            a = 1 + len(left_ids)
+            windows.append(Window(ids, shapes, (a, a + len(tgt_ids)), pi, (s, e)))
+            if n == 0:
+                break
+    return windows

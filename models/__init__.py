@@ -1,0 +1,1 @@
+"""Shipped model folders (installed as the package data ``detector.models``)."""

@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny randomly initialised model folder built inside the test session."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SEED_TEXT = SHARED / "examples" / "russia-china-article.txt"
+SEED_GOLD = SHARED / "examples" / "russia-china-article.gold.json"
+
+
+def build_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide random model with a character-level WordPiece vocabulary."""
+    import torch
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.models import WordPiece
+
+    from detector._model import SpanDetector
+    from detector._modelfiles import write_manifest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation) + ["“", "”", "’", "…", "—"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + ["##" + c for c in chars]
+    tok = Tokenizer(WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.save(str(folder / "tokenizer.json"))
+    bert = {"vocab_size": len(vocab), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 64, "max_position_embeddings": 160, "type_vocab_size": 2, "pad_token_id": 0}
+    torch.manual_seed(seed)
+    model = SpanDetector(bert)
+    save_file({k: v.to(torch.float16).contiguous() for k, v in model.state_dict().items()},
+              str(folder / "model.safetensors"))
+    config = {"name": "tiny-random", "version": "0.0.1", "base_model": "random", "labels": ["ok", "fluency", "accuracy"],
+              "max_length": 48, "context_tokens": 8, "threshold": 0.5, "span_threshold": 0.5,
+              "accuracy_span_threshold": 1.01, "calibration": {"a": 1.0, "b": 0.0}, "bert": bert}
+    (folder / "config.json").write_text(json.dumps(config))
+    write_manifest(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    from detector import Detector
+
+    return Detector.load(tiny_model_dir)

@@ -1,0 +1,150 @@
+"""Library contract, checked against a tiny random model (behaviour is checked in test_shipped_model.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detector import Detection, Detector, ModelError, Passage, Span
+
+SAMPLES = {
+    "plain": "The cat sat on the mat. It was happy.",
+    "crlf": "First line.\r\nSecond line, with CRLF.\r\n",
+    "tabs": "Tabs\tinside\ttext. And more.",
+    "emoji": "Great news 🎉🎉 everyone. Really 👍.",
+    "combining": "Cafe\u0301 au lait. Nai\u0308ve.",
+    "cjk": "The meeting 会议 was held. 中国 accepted.",
+    "empty": "",
+    "whitespace": "   \n\t  ",
+}
+
+
+def test_load_returns_detector(tiny_detector: Detector) -> None:
+    assert isinstance(tiny_detector, Detector)
+    assert tiny_detector.info()["checksum"] == "ok"
+    assert tiny_detector.info()["name"] == "tiny-random"
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES), ids=sorted(SAMPLES))
+def test_detect_contract(tiny_detector: Detector, name: str) -> None:
+    text = SAMPLES[name]
+    d = tiny_detector.detect(text)
+    assert isinstance(d, Detection)
+    assert 0.0 <= d.score <= 1.0
+    assert d.flagged == (d.score >= tiny_detector.threshold)
+    for p in d.passages:
+        assert isinstance(p, Passage)
+        assert text[p.start : p.end] == p.text and p.text.strip() == p.text
+    for s in d.spans:
+        assert isinstance(s, Span) and text[s.start : s.end] == s.text
+    json.dumps(d.to_dict())  # serialisable
+
+
+def test_empty_text_has_no_passages(tiny_detector: Detector) -> None:
+    d = tiny_detector.detect("")
+    assert (d.score, d.flagged, d.spans, d.passages) == (0.0, False, (), ())
+
+
+def test_results_are_frozen(tiny_detector: Detector) -> None:
+    d = tiny_detector.detect("One sentence here. Another one.")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.score = 1.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.passages[0].score = 1.0  # type: ignore[misc]
+
+
+def test_detect_batch_returns_list_in_order(tiny_detector: Detector) -> None:
+    texts = [SAMPLES[k] for k in sorted(SAMPLES)]
+    out = tiny_detector.detect_batch(texts)
+    assert isinstance(out, list) and len(out) == len(texts)
+    for t, d in zip(texts, out):
+        assert d == tiny_detector.detect(t) or abs(d.score - tiny_detector.detect(t).score) < 1e-4
+
+
+def test_detect_batch_rejects_a_bare_string(tiny_detector: Detector) -> None:
+    with pytest.raises(TypeError):
+        tiny_detector.detect_batch("not a list")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 7, 64], ids=lambda b: f"batch{b}")
+def test_batch_size_does_not_change_scores(tiny_detector: Detector, batch_size: int) -> None:
+    texts = ["Short one.", "A much longer text that goes on. And on, with several sentences. Three of them."] * 3
+    ref = tiny_detector.detect_batch(texts, batch_size=3)
+    got = tiny_detector.detect_batch(texts, batch_size=batch_size)
+    for a, b in zip(ref, got):
+        assert abs(a.score - b.score) < 1e-4
+        for pa, pb in zip(a.passages, b.passages):
+            assert abs(pa.score - pb.score) < 1e-4
+
+
+def test_windowing_does_not_depend_on_distant_text(tiny_detector: Detector) -> None:
+    """A passage's score depends on its own window only: text far away cannot change it."""
+    body = " ".join(f"Sentence number {i} talks about topic {i * 7}." for i in range(30))
+    far = " ".join(f"Unrelated filler text {i} goes here." for i in range(30))
+    a = tiny_detector.detect(body)
+    b = tiny_detector.detect(body + " " + far)
+    # context is 8 tokens; the first 20 passages are far from the appended text
+    for pa, pb in zip(a.passages[:20], b.passages[:20]):
+        assert (pa.start, pa.end) == (pb.start, pb.end)
+        assert abs(pa.score - pb.score) < 1e-4
+
+
+def test_long_passage_is_windowed(tiny_detector: Detector) -> None:
+    text = "word " * 400 + "end."
+    d = tiny_detector.detect(text)
+    assert len(d.passages) == 1 and 0.0 <= d.score <= 1.0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200))
+def test_span_offsets_slice_the_input(tiny_detector: Detector, text: str) -> None:
+    old = tiny_detector.span_threshold
+    tiny_detector.span_threshold = 0.0  # every token becomes part of a span: stresses the offsets
+    try:
+        d = tiny_detector.detect(text)
+    finally:
+        tiny_detector.span_threshold = old
+    for s in d.spans:
+        assert 0 <= s.start < s.end <= len(text)
+        assert text[s.start : s.end] == s.text
+    for p in d.passages:
+        assert text[p.start : p.end] == p.text
+
+
+def test_checksum_mismatch_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["threshold"] = 0.1
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="checksum"):
+        Detector.load(bad)
+    assert Detector.load(bad, verify=False).threshold == 0.1
+
+
+def test_missing_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        Detector.load(tmp_path / "nope")
+
+
+def test_incomplete_model_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "partial"
+    shutil.copytree(tiny_model_dir, bad)
+    (bad / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="model.safetensors"):
+        Detector.load(bad)
+
+
+def test_import_has_no_side_effects() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, detector; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

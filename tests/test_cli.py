@@ -1,0 +1,210 @@
+"""The mtdetect command line: formats, exit codes and bad input (tiny random model)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from detector.cli import main
+
+
+@pytest.fixture()
+def run(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    def _run(args: list[str], stdin: bytes | None = None, model: bool = True) -> tuple[int, str, str]:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        full = args + (["--model", str(tiny_model_dir)] if model else [])
+        code = main(full)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
+
+
+@pytest.fixture()
+def jsonl(tmp_path: Path) -> Path:
+    p = tmp_path / "in.jsonl"
+    rows = [{"id": "a", "text": "The cat sat on the mat."}, {"id": 7, "text": "Xi Jinping. accepted."},
+            {"text": "No id here."}]
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return p
+
+
+def test_jsonl_contract(run, jsonl: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run(["score", "--format", "jsonl", "--threshold", "1.0", str(jsonl)])
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert [x["id"] for x in lines] == ["a", 7, 3]  # ids carried through; line number when absent
+    for x in lines:
+        assert set(x) == {"id", "score", "flagged", "spans"}
+        for s in x["spans"]:
+            assert set(s) == {"start", "end", "text", "score"}
+    assert code == 0
+
+
+def test_stdin_jsonl_pipe(run) -> None:  # type: ignore[no-untyped-def]
+    data = b'{"id": 1, "text": "Hello there."}\n{"id": 2, "text": "Second."}\n'
+    code, out, _ = run(["score", "--jsonl", "--format", "jsonl", "-"], stdin=data)
+    assert [json.loads(x)["id"] for x in out.splitlines()] == [1, 2]
+
+
+@pytest.mark.parametrize("fmt", ["pretty", "json", "jsonl", "tsv"])
+def test_every_format(run, jsonl: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run(["score", "--format", fmt, "--threshold", "0.0", str(jsonl)])
+    assert code == 1
+    if fmt == "json":
+        items = json.loads(out)
+        assert len(items) == 3 and "passages" in items[0]
+    elif fmt == "tsv":
+        rows = [r.split("\t") for r in out.splitlines()]
+        assert len(rows) == 3 and all(len(r) == 4 for r in rows)
+    elif fmt == "pretty":
+        assert "FLAGGED" in out
+    else:
+        assert len(out.splitlines()) == 3
+
+
+@pytest.mark.parametrize("threshold,extra,expected", [("1.0", [], 0), ("0.0", [], 1), ("0.0", ["--exit-zero"], 0)],
+                         ids=["nothing-flagged", "flagged", "exit-zero"])
+def test_exit_codes(run, jsonl: Path, threshold: str, extra: list[str], expected: int) -> None:  # type: ignore[no-untyped-def]
+    code, _, _ = run(["score", "--format", "jsonl", "--threshold", threshold, *extra, str(jsonl)])
+    assert code == expected
+
+
+def test_plain_text_file_is_one_document(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "doc.txt"
+    p.write_text("First sentence. Second sentence.\n\nNew paragraph.", encoding="utf-8")
+    code, out, _ = run(["score", "--format", "jsonl", str(p)])
+    rows = out.splitlines()
+    assert len(rows) == 1 and json.loads(rows[0])["id"] == str(p)
+
+
+def test_tsv_column(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "in.tsv"
+    p.write_text("x\tFirst text.\ny\tSecond text.\n", encoding="utf-8")
+    code, out, _ = run(["score", "--tsv-column", "2", "--format", "jsonl", str(p)])
+    assert [json.loads(r)["id"] for r in out.splitlines()] == [1, 2]
+
+
+def test_info(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run(["info", "--format", "json"])
+    info = json.loads(out)
+    assert code == 0 and info["name"] == "tiny-random" and info["checksum"] == "ok"
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2
+
+
+def _one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_non_utf8_names_file_and_offset(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "latin.txt"
+    p.write_bytes("Caf\u00e9 ok.".encode("latin-1"))
+    code, _, err = run(["score", "--format", "jsonl", str(p)])
+    _one_line_error(code, err, "latin.txt", "byte offset 3")
+
+
+def test_non_utf8_with_errors_replace(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "latin.txt"
+    p.write_bytes("Caf\u00e9 ok.".encode("latin-1"))
+    code, out, _ = run(["score", "--format", "jsonl", "--errors", "replace", "--threshold", "1", str(p)])
+    assert code == 0 and len(out.splitlines()) == 1
+
+
+def test_encoding_option(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "latin.txt"
+    p.write_bytes("Caf\u00e9 ok.".encode("latin-1"))
+    code, out, _ = run(["score", "--format", "json", "--encoding", "latin-1", "--threshold", "1", str(p)])
+    assert code == 0 and json.loads(out)[0]["passages"][0]["text"] == "Caf\u00e9 ok."
+
+
+def test_non_utf8_jsonl_names_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "bad.jsonl"
+    p.write_bytes(b'{"text": "fine"}\n{"text": "caf\xe9"}\n')
+    code, _, err = run(["score", "--format", "jsonl", str(p)])
+    _one_line_error(code, err, "bad.jsonl:2", "byte offset 30")
+
+
+def test_empty_input(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "empty.jsonl"
+    p.write_text("", encoding="utf-8")
+    code, _, err = run(["score", str(p)])
+    _one_line_error(code, err, "empty")
+
+
+def test_binary_file(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "blob.bin"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    code, _, err = run(["score", str(p)])
+    _one_line_error(code, err, "blob.bin", "binary")
+
+
+def test_malformed_jsonl_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"text": "ok."}\n{"text": oops}\n{"text": "fine."}\n', encoding="utf-8")
+    code, out, err = run(["score", "--format", "jsonl", str(p)])
+    _one_line_error(code, err, "bad.jsonl:2", "malformed JSON")
+
+
+def test_skip_bad_lines_reports_count(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"text": "ok."}\n{"text": oops}\n[1, 2]\n{"id": 4}\n{"text": "fine."}\n', encoding="utf-8")
+    code, out, err = run(["score", "--format", "jsonl", "--skip-bad-lines", "--threshold", "1", str(p)])
+    assert code == 0
+    assert [json.loads(r)["id"] for r in out.splitlines()] == [1, 5]
+    assert "skipped 3 bad line(s)" in err
+
+
+def test_missing_text_field(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "nofield.jsonl"
+    p.write_text('{"body": "text here"}\n', encoding="utf-8")
+    code, _, err = run(["score", str(p)])
+    _one_line_error(code, err, "nofield.jsonl:1", "'text'")
+    code, out, _ = run(["score", "--text-field", "body", "--format", "jsonl", "--threshold", "1", str(p)])
+    assert code == 0 and len(out.splitlines()) == 1
+
+
+def test_missing_file(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run(["score", str(tmp_path / "nope.txt")])
+    _one_line_error(code, err, "nope.txt", "no such file")
+
+
+def test_bad_model_path_exit_3(run, tmp_path: Path, jsonl: Path) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run(["score", str(jsonl), "--model", str(tmp_path / "nomodel")], model=False)
+    assert code == 3 and "model error" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [["score", "--batch-size", "0"], ["score", "--threshold", "2"], ["bogus"], []],
+                         ids=["batch-size", "threshold", "unknown-command", "no-command"])
+def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_large_jsonl_is_streamed(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Many records go through in input order, none lost (the reader holds one line at a time)."""
+    p = tmp_path / "big.jsonl"
+    with open(p, "w", encoding="utf-8") as f:
+        for i in range(3000):
+            f.write(json.dumps({"id": i, "text": f"Record {i} is short."}) + "\n")
+    code, out, _ = run(["score", "--format", "jsonl", "--batch-size", "256", "--threshold", "1", str(p)])
+    ids = [json.loads(r)["id"] for r in out.splitlines()]
+    assert ids == list(range(3000))
+
+
+def test_console_script_runs(tiny_model_dir: Path, jsonl: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "detector", "score", "--model", str(tiny_model_dir), "--format", "jsonl",
+                        "--threshold", "1", str(jsonl)], capture_output=True, text=True)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 3

@@ -1,0 +1,62 @@
+"""Metrics against small hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from detector._metrics import auprc, auroc, bootstrap_ci, char_prf, ece, mcc, word_mcc
+
+
+def test_auroc_perfect_and_inverted() -> None:
+    assert auroc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
+    assert auroc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
+
+
+def test_auroc_hand_case_with_ties() -> None:
+    # pairs (pos, neg): (0.5 vs 0.5)=0.5, (0.5 vs 0.2)=1, (0.7 vs 0.5)=1, (0.7 vs 0.2)=1 -> 3.5/4
+    assert auroc([0.5, 0.7, 0.5, 0.2], [1, 1, 0, 0]) == pytest.approx(0.875)
+
+
+def test_auroc_one_class_is_nan() -> None:
+    assert math.isnan(auroc([0.1, 0.2], [1, 1]))
+
+
+def test_auprc_hand_case() -> None:
+    # ranking: 0.9 (pos), 0.8 (neg), 0.7 (pos): AP = 1/2*1 + 1/2*(2/3)
+    assert auprc([0.9, 0.8, 0.7], [1, 0, 1]) == pytest.approx(0.5 + 1 / 3)
+
+
+def test_char_prf_hand_case() -> None:
+    r = char_prf([[(0, 4)]], [[(2, 6)]])
+    assert (r["tp"], r["fp"], r["fn"]) == (2, 2, 2)
+    assert r["f1"] == pytest.approx(0.5)
+
+
+def test_char_prf_empty_prediction() -> None:
+    r = char_prf([[]], [[(0, 3)]])
+    assert r["precision"] == 0.0 and r["recall"] == 0.0 and r["f1"] == 0.0
+
+
+def test_mcc_hand_case() -> None:
+    assert mcc(5, 0, 0, 5) == 1.0
+    assert mcc(0, 5, 5, 0) == -1.0
+    assert mcc(0, 0, 0, 10) == 0.0
+
+
+def test_word_mcc_counts_words() -> None:
+    text = "aa bb cc dd"
+    # gold BAD: bb; predicted BAD: bb, cc -> tp=1 fp=1 fn=0 tn=2
+    assert word_mcc([text], [[(3, 8)]], [[(3, 5)]]) == pytest.approx(mcc(1, 1, 0, 2))
+
+
+def test_ece_hand_case() -> None:
+    # bin [0.8,0.9): conf 0.8, acc 1 -> 0.2 ; bin [0.2,0.3): conf 0.2, acc 0 -> 0.2
+    assert ece([0.8, 0.2], [1, 0]) == pytest.approx(0.2)
+
+
+def test_bootstrap_ci_brackets_the_mean() -> None:
+    xs = [0.0, 1.0] * 50
+    lo, hi = bootstrap_ci(lambda idx: sum(xs[i] for i in idx) / len(idx), len(xs), rounds=100)
+    assert lo < 0.5 < hi

