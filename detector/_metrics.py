@@ -129,3 +129,22 @@ def bootstrap_ci(
     lo = vals[int(alpha / 2 * (len(vals) - 1))]
     hi = vals[int((1 - alpha / 2) * (len(vals) - 1))]
     return (lo, hi)
+
+
+def gold_rule(text: str, gold: dict, spans: Sequence[tuple[int, int]]) -> dict[str, object]:
+    """The seed-article pass rule: every must_flag span overlaps a predicted span, and predicted spans outside
+    the must_flag/should_flag/ignore regions touch at most one other sentence."""
+    from ._text import split_passages
+
+    regions = [(g["start"], g["end"]) for g in gold["spans"]]
+    must = [(g["start"], g["end"], g["text"]) for g in gold["spans"] if g["kind"] == "must_flag"]
+    hit = {t: any(s < me and ms < e for s, e in spans) for ms, me, t in must}
+    stray = [(s, e) for s, e in spans if not any(s < re_ and rs < e for rs, re_ in regions)]
+    sentences = split_passages(text)
+    touched = {i for i, p in enumerate(sentences) for s, e in stray if s < p.end and p.start < e}
+    return {
+        "passed": all(hit.values()) and len(touched) <= 1,
+        "must_flag_hit": hit,
+        "other_sentences_touched": len(touched),
+        "other_sentences": [text[sentences[i].start : sentences[i].end] for i in sorted(touched)],
+    }

@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--exit-zero", action="store_true", help="exit 0 even when something is flagged")
     sc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
     sc.add_argument("--threads", type=int, help="torch CPU threads")
+    ev = sub.add_parser("eval", help="quality metrics on canonical records (text, spans, label)")
+    ev.add_argument("data", type=Path, help="JSONL with text, spans [{start, end}] and label (strict/broad/clean/...)")
+    ev.add_argument("--model", type=Path, help="model folder")
+    ev.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    ev.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds for 95%% intervals (0: none)")
+    ev.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--limit", type=int, default=0, help="evaluate the first N records only")
     inf = sub.add_parser("info", help="model name, version, checksum status and thresholds")
     inf.add_argument("--model", type=Path, help="model folder")
     inf.add_argument("--format", choices=["pretty", "json"], default="pretty")
@@ -231,6 +239,60 @@ def _info(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_eval(path: Path, limit: int) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    rows: list[dict[str, Any]] = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}:{n}: cannot decode as utf-8 at byte {e.start} of the line") from None
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{n}: malformed JSON ({e.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise InputError(f"{path}:{n}: needs a JSON object with a string 'text' field")
+            for sp in obj.get("spans", []):
+                if not (isinstance(sp, dict) and 0 <= sp.get("start", -1) < sp.get("end", -1) <= len(obj["text"])):
+                    raise InputError(f"{path}:{n}: span {sp!r} is not inside the text")
+            rows.append(obj)
+            if limit and len(rows) >= limit:
+                break
+    if not rows:
+        raise InputError(f"{path}: no records")
+    return rows
+
+
+def _eval(a: argparse.Namespace) -> int:
+    from ._detector import Detector
+    from ._errors import ModelError
+    from ._eval import evaluate, markdown, score_with_detector
+
+    try:
+        rows = _read_eval(a.data, a.limit)
+    except InputError as e:
+        print(f"mtdetect: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        det = Detector.load(a.model)
+    except ModelError as e:
+        print(f"mtdetect: model error: {e}", file=sys.stderr)
+        return EXIT_MODEL
+    if a.threshold is not None:
+        det.threshold = a.threshold
+    metrics = evaluate(score_with_detector(det, rows, a.batch_size), bootstrap=a.bootstrap)
+    metrics["model"] = det.info()
+    metrics["data"] = str(a.data)
+    if a.format == "json":
+        print(json.dumps(metrics, indent=1, default=str))
+    else:
+        print(markdown(metrics, f"{a.data.name} — {det.config.name} {det.config.version}"))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mtdetect`` console script."""
     ap = _parser()
@@ -239,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.command == "info":
             return _info(a)
+        if a.command == "eval":
+            return _eval(a)
         return _score(a)
     except KeyboardInterrupt:
         print("mtdetect: interrupted", file=sys.stderr)

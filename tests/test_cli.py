@@ -208,3 +208,25 @@ def test_console_script_runs(tiny_model_dir: Path, jsonl: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "detector", "score", "--model", str(tiny_model_dir), "--format", "jsonl",
                         "--threshold", "1", str(jsonl)], capture_output=True, text=True)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3
+
+
+def test_eval_markdown_and_json(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "gold.jsonl"
+    rows = [
+        {"text": "The cat sat. The dog ran.", "spans": [], "label": "clean", "source": "brown"},
+        {"text": "He go to the the school.", "spans": [{"start": 3, "end": 5}], "label": "strict"},
+        {"text": "Names are wrong here.", "spans": [{"start": 0, "end": 5}], "label": "broad"},
+    ]
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    code, out, _ = run(["eval", str(p), "--bootstrap", "20"])
+    assert code == 0 and "segment AUROC, strict" in out and "span F1 (char)" in out
+    code, out, _ = run(["eval", str(p), "--format", "json", "--bootstrap", "0"])
+    m = json.loads(out)
+    assert code == 0 and m["n"] == 3 and m["n_pos_strict"] == 1 and m["n_clean_english"] == 1
+
+
+def test_eval_rejects_bad_span(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "gold.jsonl"
+    p.write_text(json.dumps({"text": "abc", "spans": [{"start": 2, "end": 9}], "label": "strict"}) + "\n")
+    code, _, err = run(["eval", str(p)])
+    _one_line_error(code, err, "gold.jsonl:1", "not inside the text")

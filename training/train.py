@@ -388,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("models"))
     args = ap.parse_args(argv)
     cfg = yaml.safe_load(args.config.read_text())
+    cfg["config_file"] = args.config.name
     if not (args.corpus / "train.jsonl").exists():
         print(f"error: {args.corpus}/train.jsonl not found; run python -m training.build_corpus first", file=sys.stderr)
         return 2

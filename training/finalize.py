@@ -1,0 +1,260 @@
+"""Calibrate, choose thresholds, measure every validation set and write the shipped model folder.
+
+    python -m training.finalize --model build/models/mtdetect-minilm-shape --out models
+
+Thresholds and calibration use only the in-domain news validation slice (val_news) and the clean English
+validation slice (val_clean). Every other set is reported, never tuned on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from detector._detector import Detector
+from detector._metrics import gold_rule
+from detector._modelfiles import write_manifest
+
+from .evaluate import (
+    Scored,
+    choose_thresholds,
+    clean_metrics,
+    fit_platt,
+    score_records,
+    segment_metrics,
+    span_metrics,
+)
+
+REPORT_SETS = [  # (split file, shown name, max records scored)
+    ("val_news", "WMT21 news zh-en (held-back docs; thresholds chosen here)", 0),
+    ("val_ted", "WMT21 TED zh-en (out of domain)", 0),
+    ("val_wmt22", "WMT22 QE zh-en dev (tags only: broad labels)", 0),
+    ("val_bio", "Bio-MQM dev, 6 source languages (held-back docs)", 0),
+    ("val_mlqe", "MLQE-PE dev, 5 source languages (post-edit labels)", 2000),
+    ("synth_val", "synthetic artifacts in clean val docs (sanity only)", 1500),
+]
+
+
+def log(msg: str) -> None:
+    print(f"[finalize {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def read_jsonl(path: Path, limit: int = 0, seed: int = 0) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(x) for x in f]
+    if limit and len(rows) > limit:
+        rows = random.Random(seed).sample(rows, limit)
+    return rows
+
+
+def recalibrate(scored: list[Scored], a: float, b: float) -> None:
+    for s in scored:
+        z = a * s.logit + b
+        s.score = 1 / (1 + math.exp(-z)) if z > -60 else 0.0
+
+
+def measure(name: str, scored: list[Scored], thr: float, span_thr: float) -> dict[str, Any]:
+    m: dict[str, Any] = {"set": name, "n": len(scored)}
+    m.update(segment_metrics(scored, thr))
+    m.update(span_metrics(scored, span_thr))
+    return m
+
+
+def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limit: int = 0) -> Path:
+    det = Detector.load(model_dir)
+    t0 = time.time()
+    results: dict[str, list[Scored]] = {}
+    for split, _, cap in REPORT_SETS:
+        p = corpus / f"{split}.jsonl"
+        if p.exists():
+            rows = read_jsonl(p, min(x for x in (limit, cap) if x) if (limit or cap) else 0)
+            log(f"scoring {split}: {len(rows)} records")
+            results[split] = score_records(det, rows)
+    clean_rows = read_jsonl(corpus / "val_clean.jsonl", limit)
+    log(f"scoring val_clean: {len(clean_rows)} records")
+    clean = score_records(det, clean_rows)
+    test_clean = score_records(det, read_jsonl(corpus / "test_clean.jsonl", limit or 3000, seed=1))
+    news = results["val_news"]
+    pairs = [(s.logit, 1 if s.label == "strict" else 0) for s in news if s.label in ("strict", "clean")]
+    a, b = fit_platt([x for x, _ in pairs], [y for _, y in pairs])
+    log(f"platt a={a:.4f} b={b:.4f}")
+    for sc in list(results.values()) + [clean, test_clean]:
+        recalibrate(sc, a, b)
+    th = choose_thresholds(news, clean)
+    thr, span_thr = th["threshold"], th["span_threshold"]
+    log(f"thresholds {th}")
+    metrics = {name: measure(name, sc, thr, span_thr) for name, sc in results.items()}
+    metrics["val_clean"] = {"set": "val_clean", **clean_metrics(clean, thr, span_thr)}
+    metrics["test_clean"] = {"set": "test_clean", **clean_metrics(test_clean, thr, span_thr)}
+    for name, sc in (("val_clean", clean), ("test_clean", test_clean)):
+        by_src: dict[str, list[Scored]] = {}
+        rows = clean_rows if name == "val_clean" else None
+        if rows is not None:
+            for r, s in zip(rows, sc):
+                by_src.setdefault(r["source"], []).append(s)
+            metrics[name]["per_source_flag_rate"] = {
+                k: round(clean_metrics(v, thr, span_thr)["clean_flag_rate"], 4) for k, v in sorted(by_src.items())}
+    # seed article
+    det.threshold, det.span_threshold = thr, span_thr
+    det.config = det.config.__class__.from_dict({**det.config.raw, "calibration": {"a": a, "b": b},
+                                                 "threshold": thr, "span_threshold": span_thr})
+    seed_text = (seed_dir / "russia-china-article.txt").read_text(encoding="utf-8")
+    gold = json.loads((seed_dir / "russia-china-article.gold.json").read_text(encoding="utf-8"))
+    d = det.detect(seed_text)
+    rule = gold_rule(seed_text, gold, [(s.start, s.end) for s in d.spans])
+    ranked = sorted(d.passages, key=lambda p: -p.score)
+    seed = {**rule, "spans": [s.to_dict() for s in d.spans],
+            "top_passages": [{"text": p.text[:120], "score": round(p.score, 4)} for p in ranked[:5]]}
+    log(f"seed article: {json.dumps(rule)}")
+    # write the model folder
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg.update({"threshold": thr, "span_threshold": span_thr, "calibration": {"a": round(a, 6), "b": round(b, 6)}})
+    out = out_root / cfg["name"]
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for f in ("model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if (model_dir / f).exists():
+            shutil.copy(model_dir / f, out / f)
+    (out / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
+    history = json.loads((model_dir / "train_history.json").read_text())
+    full = {"thresholds": th, "calibration": {"a": a, "b": b}, "metrics": metrics, "seed_article": seed,
+            "train_history": history["history"], "train_seconds": history["seconds"],
+            "finalize_seconds": round(time.time() - t0)}
+    (out / "metrics.json").write_text(json.dumps(full, indent=1, default=float) + "\n")
+    (out / "MODEL_CARD.md").write_text(model_card(cfg, full, history["config"]), encoding="utf-8")
+    write_manifest(out)
+    (out_root / "DEFAULT").write_text(cfg["name"] + "\n")
+    log(f"wrote {out}")
+    return out
+
+
+def _f(x: Any) -> str:
+    if isinstance(x, float):
+        return "n/a" if math.isnan(x) else f"{x:.3f}"
+    return str(x)
+
+
+def model_card(cfg: dict, full: dict, train_cfg: dict) -> str:
+    m = full["metrics"]
+    rows = []
+    names = {s: n for s, n, _ in REPORT_SETS}
+    cols = ["auroc_strict", "auroc_broad", "auprc_strict", "auprc_broad", "ece_strict", "span_p_all", "span_r_all",
+            "span_f1_all", "span_f1_major", "span_f1_fluency", "word_mcc_all", "flag_precision_broad",
+            "flag_recall_broad"]
+    for split in [s for s, _, _ in REPORT_SETS if s in m]:
+        r = m[split]
+        rows.append(f"| {split} | {r['n']} | " + " | ".join(_f(r.get(c, float('nan'))) for c in cols) + " |")
+    seed = full["seed_article"]
+    vc, tc = m["val_clean"], m["test_clean"]
+    hist = "\n".join(
+        f"| {h['epoch']} | {_f(h['auroc_strict'])} | {_f(h['auroc_broad'])} | {_f(h['span_f1_all'])} |"
+        for h in full["train_history"])
+    return f"""# Model card: {cfg['name']} {cfg['version']}
+
+Finds garbled machine-translated passages in English text, monolingually (no source text).
+
+## Architecture
+
+- Encoder: {cfg['base_model']} — BERT, 6 layers x 384, uncased WordPiece vocabulary, fine-tuned.
+- Case/shape input: a learned embedding per token of (case class x preceding whitespace x follows a sentence end),
+  added to the word embeddings, so the uncased encoder sees "people. common sense." and "Mentally".
+- Token head: ok / fluency / accuracy. Passage head: P(garbled) from mean/max pooled passage states and the
+  passage's fluency-token probabilities (a second output, P(any major error), is trained but not used).
+- Input windows: each passage plus up to {cfg['context_tokens']} tokens of neighbouring text on each side,
+  at most {cfg['max_length']} tokens; weights stored in fp16 (`model.safetensors`).
+- Passage probability calibrated by Platt scaling on val_news (a={full['calibration']['a']:.3f},
+  b={full['calibration']['b']:.3f}).
+- Thresholds (chosen on val_news + val_clean only): passage flag `{cfg['threshold']}`, span
+  `{cfg['span_threshold']}` (best strict F1 / span F1 on val_news subject to at most 2% of clean passages flagged and
+  at most 5% carrying a span).
+
+## Training
+
+```bash
+python -m training.build_corpus --data ../shared/data --out build/corpus
+python -m training.train --config training/configs/{train_cfg.get('config_file', 'minilm_shape.yaml')} --out build/models
+python -m training.finalize --model build/models/{cfg['name']} --out models
+```
+
+Seed {train_cfg['seed']}, {train_cfg['epochs']} epochs at most (early stopping on val_news), batch
+{train_cfg['batch_size']}, lr {train_cfg['lr']} (heads {train_cfg['head_lr']}), 2 CPU threads,
+{full['train_seconds'] // 60} minutes. Records per epoch (resampled windows and target passages each epoch):
+{', '.join(f'{k} {v}' for k, v in train_cfg['per_epoch'].items())}.
+
+Data (see `training/README.md` for the label policy and `training/CORPUS.md` for counts): WMT20 and WMT21 zh-en
+news MQM (Google; Apache-2.0 annotations), Bio-MQM dev documents (Apache-2.0), fluent MLQE-PE outputs (CC0),
+clean English from GUM (CC-BY/CC-BY-SA genres), Brown (non-commercial use), ABC (no licence stated), State of the
+Union (public domain), newstest2021 English; synthetic artifacts generated over the clean train documents.
+Licence caveat: Brown's "non-commercial" terms and ABC's missing licence carry over to anyone redistributing a
+model trained on them.
+
+Validation during training:
+
+| epoch | AUROC strict | AUROC broad | span F1 |
+|---|---|---|---|
+{hist}
+
+## Validation metrics
+
+Segment level: score = max passage probability of the record's text scored alone. Strict: strict vs clean;
+broad: strict+broad vs clean. Span metrics: character-level, micro-averaged, binary, predicted fluency spans vs
+gold spans (`all` = every annotated span, `major` = major ones, `fluency` = fluency spans of any severity).
+Word MCC: OK/BAD per whitespace word vs all gold spans. Flag precision/recall: of `flagged` at the threshold, on
+broad labels.
+
+| set | n | {' | '.join(cols)} |
+|---|---|{'---|' * len(cols)}
+{chr(10).join(rows)}
+
+Clean human English (val_clean, {vc['n_clean_passages']} records): {vc['clean_flag_rate'] * 100:.2f}% flagged,
+{vc['clean_span_rate'] * 100:.2f}% carry a span. Per source flag rate: {json.dumps(vc.get('per_source_flag_rate', {}))}.
+test_clean ({tc['n_clean_passages']} records, not used for any choice): {tc['clean_flag_rate'] * 100:.2f}% flagged,
+{tc['clean_span_rate'] * 100:.2f}% carry a span.
+
+Set names: {'; '.join(f'{k}: {v}' for k, v in names.items())}.
+
+## Seed article (`../shared/examples/russia-china-article.txt`)
+
+Gold rule passed: **{seed['passed']}** (must_flag spans hit: {json.dumps(seed['must_flag_hit'])}; other sentences
+touched: {seed['other_sentences_touched']}).
+
+Spans: {json.dumps([(s['text'], round(s['score'], 3)) for s in seed['spans']], ensure_ascii=False)}
+
+## Limitations
+
+- Trained mostly on Chinese-to-English news; TED (short spoken segments), biomedical text and other source
+  languages score lower (table above). Thresholds chosen on news do not transfer to every domain.
+- Monolingual: fluent mistranslations (wrong meaning, wrong names) are out of reach by design; the accuracy class is
+  predicted but accuracy spans are not reported by default.
+- MQM span labels are sparse and noisy (one to three raters), so span precision/recall are bounded by annotation
+  agreement.
+- English only; other languages in the input are treated as untranslated text.
+
+## Licence
+
+Code: Apache-2.0. Base encoder weights: all-MiniLM-L6-v2 (Apache-2.0). Training data licences as listed above.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
+    ap.add_argument("--out", type=Path, default=Path("models"))
+    ap.add_argument("--limit", type=int, default=0, help="score at most N records per set (smoke runs)")
+    ap.add_argument("--examples", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "examples")
+    args = ap.parse_args(argv)
+    finalize(args.model, args.corpus, args.out, args.examples, args.limit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
