@@ -53,6 +53,39 @@ def read_plain(f: IO[bytes], name: str, encoding: str, errors: str) -> str:
     return _decode(data, name, encoding, errors, 0)
 
 
+STREAM_BYTES = 1 << 20  # plain-text files larger than this are scored block by block
+
+
+def read_plain_blocks(f: IO[bytes], name: str, encoding: str, errors: str,
+                      block: int = STREAM_BYTES) -> Iterator[str]:
+    """A large UTF-8 document in blocks cut at line breaks, so memory stays bounded by one block."""
+    base = 0
+    pending = b""
+    first = True
+    while True:
+        data = f.read(block)
+        if first:
+            _check_binary(data, name)
+            if data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]
+                base = 3
+            first = False
+        if not data:
+            break
+        pending += data
+        cut = pending.rfind(b"\n\n")
+        cut = cut + 2 if cut >= 0 else pending.rfind(b"\n") + 1
+        if cut <= 0:
+            if len(pending) < 4 * block:
+                continue
+            cut = len(pending)  # no line break at all: cut anyway (a passage may be split here)
+        chunk, pending = pending[:cut], pending[cut:]
+        yield _decode(chunk, name, encoding, errors, base)
+        base += len(chunk)
+    if pending:
+        yield _decode(pending, name, encoding, errors, base)
+
+
 def read_jsonl(
     f: IO[bytes], name: str, encoding: str, errors: str, text_field: str, skip_bad: bool, stats: ReadStats,
     warn: Callable[[str], None],

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ._io import InputError, InputRecord, ReadStats, read_jsonl, read_plain, read_tsv
-from ._types import Detection
+from ._io import STREAM_BYTES, InputError, InputRecord, ReadStats, read_jsonl, read_plain, read_plain_blocks, read_tsv
+from ._types import Detection, Passage, Span
 
 EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 _RED, _DIM, _RESET = "\033[1;31m", "\033[2m", "\033[0m"
@@ -112,6 +112,9 @@ def _records(a: argparse.Namespace, stats: ReadStats, warn: Any) -> Iterator[Inp
                 yield from read_tsv(f, name, a.encoding, a.errors, a.tsv_column, a.skip_bad_lines, stats, warn)
             elif a.jsonl or name.endswith(".jsonl"):
                 yield from read_jsonl(f, name, a.encoding, a.errors, a.text_field, a.skip_bad_lines, stats, warn)
+            elif name != "<stdin>" and _streamable(a.encoding) and Path(name).stat().st_size > STREAM_BYTES:
+                stats.records += 1
+                yield _StreamedRecord(name, read_plain_blocks(f, name, a.encoding, a.errors, STREAM_BYTES))
             else:
                 text = read_plain(f, name, a.encoding, a.errors)
                 stats.records += 1
@@ -121,11 +124,40 @@ def _records(a: argparse.Namespace, stats: ReadStats, warn: Any) -> Iterator[Inp
                 f.close()
 
 
+def _streamable(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig", "ascii")
+
+
+class _StreamedRecord(InputRecord):
+    """A large plain-text document read block by block."""
+
+    def __init__(self, rid: object, blocks: Iterator[str]) -> None:
+        super().__init__(rid, "")
+        self.blocks = blocks
+
+
+def _detect_streamed(det: Any, rec: _StreamedRecord, batch_size: int) -> tuple[str, Detection]:
+    """Score block by block and merge. Keeps spans and flagged passages only, so memory stays bounded."""
+    offset = 0
+    spans: list[Span] = []
+    passages: list[Passage] = []
+    score = 0.0
+    for block in rec.blocks:
+        d = det.detect_batch([block], batch_size=batch_size)[0]
+        score = max(score, d.score)
+        spans += [Span(s.start + offset, s.end + offset, s.text, s.score, s.category) for s in d.spans]
+        passages += [Passage(p.start + offset, p.end + offset, p.text, p.score, p.flagged) for p in d.passages
+                     if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
+        offset += len(block)
+    return "", Detection(score, score >= det.threshold, tuple(spans), tuple(passages))
+
+
 def _batched(it: Iterator[InputRecord], n: int) -> Iterator[list[InputRecord]]:
     batch: list[InputRecord] = []
     for r in it:
         batch.append(r)
-        if len(batch) >= n:
+        # a streamed document must be consumed before the reader moves on (and closes its file)
+        if len(batch) >= n or isinstance(r, _StreamedRecord):
             yield batch
             batch = []
     if batch:
@@ -192,8 +224,11 @@ def _score(a: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         for batch in _batched(_records(a, stats, warn), max(1, a.batch_size)):
-            dets = det.detect_batch([r.text for r in batch], batch_size=a.batch_size)
-            for r, d in zip(batch, dets):
+            plain = [r for r in batch if not isinstance(r, _StreamedRecord)]
+            scored = iter(det.detect_batch([r.text for r in plain], batch_size=a.batch_size))
+            results = [_detect_streamed(det, r, a.batch_size)[1] if isinstance(r, _StreamedRecord) else next(scored)
+                       for r in batch]
+            for r, d in zip(batch, results):
                 any_flag |= d.flagged
                 if fmt == "jsonl":
                     out.write(_jsonl_line(r.id, d) + "\n")

@@ -230,3 +230,20 @@ def test_eval_rejects_bad_span(run, tmp_path: Path) -> None:  # type: ignore[no-
     p.write_text(json.dumps({"text": "abc", "spans": [{"start": 2, "end": 9}], "label": "strict"}) + "\n")
     code, _, err = run(["eval", str(p)])
     _one_line_error(code, err, "gold.jsonl:1", "not inside the text")
+
+
+def test_large_plain_text_is_streamed_in_blocks(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A plain-text file over the streaming size is scored block by block; offsets stay exact."""
+    import detector.cli as cli
+
+    monkeypatch.setattr(cli, "STREAM_BYTES", 2048)
+    paras = [f"Paragraph {i} has a sentence. Ünïcode “quotes” here {i}!" for i in range(200)]
+    text = "\n\n".join(paras) + "\n"
+    p = tmp_path / "big.txt"
+    p.write_text(text, encoding="utf-8")
+    assert p.stat().st_size > 4 * 2048
+    code, out, _ = run(["score", "--format", "json", "--span-threshold", "0", "--threshold", "1", str(p)])
+    item = json.loads(out)[0]
+    assert item["spans"] and item["spans"][-1]["end"] > len(text) - 10
+    for s in item["spans"]:
+        assert text[s["start"] : s["end"]] == s["text"]
