@@ -22,7 +22,7 @@ class _TextState:
     pieces: list[Any]
     token_offsets: list[list[tuple[int, int]]]
     token_probs: list[list[tuple[float, float]]]  # (p_fluency, p_accuracy) per token
-    passage_logit: list[float]
+    passage_logit: list[tuple[float, float]]  # (garbled, any_major) logits, max over a passage's chunks
 
 
 class Detector:
@@ -100,7 +100,7 @@ class Detector:
             pieces=pieces,
             token_offsets=[t.offsets for t in toks],
             token_probs=[[(0.0, 0.0)] * len(t.ids) for t in toks],
-            passage_logit=[-math.inf] * len(pieces),
+            passage_logit=[(-math.inf, -math.inf)] * len(pieces),
         )
         st._windows = build_windows(  # type: ignore[attr-defined]
             toks, self.config.max_length, self.config.context_tokens, self._cls, self._sep
@@ -137,20 +137,22 @@ class Detector:
                     row = st.token_probs[w.passage]
                     for k in range(e - a):
                         row[ts + k] = (pf[k], pa[k])
-                    st.passage_logit[w.passage] = max(st.passage_logit[w.passage], float(pas_logits[i, 0]))
+                    g, m = st.passage_logit[w.passage]
+                    st.passage_logit[w.passage] = (max(g, float(pas_logits[i, 0])), max(m, float(pas_logits[i, 1])))
 
-    def _calibrated(self, logit: float) -> float:
-        if logit == -math.inf:
+    def _calibrated(self, logits: tuple[float, float]) -> float:
+        g, m = logits
+        if g == -math.inf:
             return 0.0
-        a, b = self.config.calibration
-        z = a * logit + b
+        a, b, c = self.config.calibration
+        z = a * g + c * m + b
         return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
 
     def _finish(self, st: _TextState) -> Detection:
         text = st.text
         passages = []
-        for p, logit in zip(st.pieces, st.passage_logit):
-            s = self._calibrated(logit)
+        for p, logits in zip(st.pieces, st.passage_logit):
+            s = self._calibrated(logits)
             passages.append(Passage(p.start, p.end, text[p.start : p.end], s, s >= self.threshold))
         offs = [o for row in st.token_offsets for o in row]
         probs = [p for row in st.token_probs for p in row]

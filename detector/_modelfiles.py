@@ -79,7 +79,7 @@ class ModelConfig:
     threshold: float
     span_threshold: float
     accuracy_span_threshold: float
-    calibration: tuple[float, float]
+    calibration: tuple[float, float, float]  # p = sigmoid(a * garbled_logit + c * any_major_logit + b)
     bert: dict[str, Any]
     raw: dict[str, Any]
 
@@ -96,7 +96,7 @@ class ModelConfig:
                 threshold=float(d["threshold"]),
                 span_threshold=float(d["span_threshold"]),
                 accuracy_span_threshold=float(d.get("accuracy_span_threshold", 1.01)),
-                calibration=(float(cal["a"]), float(cal["b"])),
+                calibration=(float(cal["a"]), float(cal["b"]), float(cal.get("c", 0.0))),
                 bert=dict(d["bert"]),
                 raw=d,
             )

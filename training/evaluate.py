@@ -19,7 +19,9 @@ class Scored:
     gold_major: list[tuple[int, int]]
     gold_fluency: list[tuple[int, int]]
     score: float  # calibrated passage probability (max over passages)
-    logit: float
+    logit: float  # garbled logit, max over passages
+    logit_any: float  # any-major logit, max over passages
+    passage_logits: list[tuple[float, float]]
     offs: list[tuple[int, int]]
     p_flu: list[float]
     p_acc: list[float]
@@ -32,7 +34,8 @@ def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) 
         states = [det._prepare(r["text"]) for r in chunk]
         det._run(states, batch_size)
         for r, st in zip(chunk, states):
-            logit = max(st.passage_logit, default=-math.inf)
+            logit = max((g for g, _ in st.passage_logit), default=-math.inf)
+            logit_any = max((m for _, m in st.passage_logit), default=-math.inf)
             sp = r.get("spans", [])
             out.append(
                 Scored(
@@ -41,8 +44,10 @@ def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) 
                     gold_all=[(s["start"], s["end"]) for s in sp],
                     gold_major=[(s["start"], s["end"]) for s in sp if s["severity"] in ("major", "unknown")],
                     gold_fluency=[(s["start"], s["end"]) for s in sp if s["category"] == "fluency"],
-                    score=det._calibrated(logit),
+                    score=max((det._calibrated(x) for x in st.passage_logit), default=0.0),
                     logit=logit if logit != -math.inf else -30.0,
+                    logit_any=logit_any if logit_any != -math.inf else -30.0,
+                    passage_logits=list(st.passage_logit),
                     offs=[o for row in st.token_offsets for o in row],
                     p_flu=[p[0] for row in st.token_probs for p in row],
                     p_acc=[p[1] for row in st.token_probs for p in row],
@@ -131,17 +136,22 @@ def choose_thresholds(news: Sequence[Scored], clean: Sequence[Scored], max_flag:
             "clean_flag_floor": floor_thr, "clean_span_floor": span_floor}
 
 
-def fit_platt(logits: Sequence[float], labels: Sequence[int], iters: int = 500) -> tuple[float, float]:
-    """Platt scaling p = sigmoid(a*logit + b), fitted by gradient descent on log loss."""
-    a, b = 1.0, 0.0
-    n = max(1, len(logits))
+def fit_platt(feats: Sequence[tuple[float, float]], labels: Sequence[int], use_any: bool = True,
+              iters: int = 3000) -> tuple[float, float, float]:
+    """Calibration p = sigmoid(a*garbled + c*any_major + b), fitted by gradient descent on log loss.
+    With use_any=False it is plain Platt scaling of the garbled logit (c = 0)."""
+    a, b, c = 1.0, 0.0, 0.0
+    n = max(1, len(feats))
     for _ in range(iters):
-        ga = gb = 0.0
-        for x, y in zip(logits, labels):
-            z = max(-30.0, min(30.0, a * x + b))
+        ga = gb = gc = 0.0
+        for (x, m), y in zip(feats, labels):
+            z = max(-30.0, min(30.0, a * x + c * m + b))
             p = 1 / (1 + math.exp(-z))
             ga += (p - y) * x
             gb += p - y
-        a -= 0.5 * ga / n
-        b -= 0.5 * gb / n
-    return a, b
+            gc += (p - y) * m
+        a -= 0.3 * ga / n
+        b -= 0.3 * gb / n
+        if use_any:
+            c -= 0.3 * gc / n
+    return a, b, c

@@ -54,9 +54,11 @@ def read_jsonl(path: Path, limit: int = 0, seed: int = 0) -> list[dict]:
     return rows
 
 
-def recalibrate(scored: list[Scored], a: float, b: float) -> None:
+def recalibrate(scored: list[Scored], a: float, b: float, c: float) -> None:
+    """Exact: the record score is the max over its passages of sigmoid(a*garbled + c*any_major + b)."""
     for s in scored:
-        z = a * s.logit + b
+        zs = [a * g + c * m + b for g, m in s.passage_logits if g != -math.inf]
+        z = max(zs, default=-100.0)
         s.score = 1 / (1 + math.exp(-z)) if z > -60 else 0.0
 
 
@@ -67,7 +69,8 @@ def measure(name: str, scored: list[Scored], thr: float, span_thr: float) -> dic
     return m
 
 
-def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limit: int = 0) -> Path:
+def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limit: int = 0,
+             use_any: bool = True) -> Path:
     det = Detector.load(model_dir)
     t0 = time.time()
     results: dict[str, list[Scored]] = {}
@@ -82,11 +85,11 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     clean = score_records(det, clean_rows)
     test_clean = score_records(det, read_jsonl(corpus / "test_clean.jsonl", limit or 3000, seed=1))
     news = results["val_news"]
-    pairs = [(s.logit, 1 if s.label == "strict" else 0) for s in news if s.label in ("strict", "clean")]
-    a, b = fit_platt([x for x, _ in pairs], [y for _, y in pairs])
-    log(f"platt a={a:.4f} b={b:.4f}")
+    pairs = [((s.logit, s.logit_any), 1 if s.label == "strict" else 0) for s in news if s.label in ("strict", "clean")]
+    a, b, c = fit_platt([x for x, _ in pairs], [y for _, y in pairs], use_any=use_any)
+    log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f}")
     for sc in list(results.values()) + [clean, test_clean]:
-        recalibrate(sc, a, b)
+        recalibrate(sc, a, b, c)
     th = choose_thresholds(news, clean)
     thr, span_thr = th["threshold"], th["span_threshold"]
     log(f"thresholds {th}")
@@ -103,7 +106,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
                 k: round(clean_metrics(v, thr, span_thr)["clean_flag_rate"], 4) for k, v in sorted(by_src.items())}
     # seed article
     det.threshold, det.span_threshold = thr, span_thr
-    det.config = det.config.__class__.from_dict({**det.config.raw, "calibration": {"a": a, "b": b},
+    det.config = det.config.__class__.from_dict({**det.config.raw, "calibration": {"a": a, "b": b, "c": c},
                                                  "threshold": thr, "span_threshold": span_thr})
     seed_text = (seed_dir / "russia-china-article.txt").read_text(encoding="utf-8")
     gold = json.loads((seed_dir / "russia-china-article.gold.json").read_text(encoding="utf-8"))
@@ -115,7 +118,8 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     log(f"seed article: {json.dumps(rule)}")
     # write the model folder
     cfg = json.loads((model_dir / "config.json").read_text())
-    cfg.update({"threshold": thr, "span_threshold": span_thr, "calibration": {"a": round(a, 6), "b": round(b, 6)}})
+    cfg.update({"threshold": thr, "span_threshold": span_thr, "calibration": {"a": round(a, 6), "b": round(b, 6),
+                                                                              "c": round(c, 6)}})
     out = out_root / cfg["name"]
     if out.exists():
         shutil.rmtree(out)
@@ -125,7 +129,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
             shutil.copy(model_dir / f, out / f)
     (out / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
     history = json.loads((model_dir / "train_history.json").read_text())
-    full = {"thresholds": th, "calibration": {"a": a, "b": b}, "metrics": metrics, "seed_article": seed,
+    full = {"thresholds": th, "calibration": {"a": a, "b": b, "c": c}, "metrics": metrics, "seed_article": seed,
             "train_history": history["history"], "train_seconds": history["seconds"],
             "finalize_seconds": round(time.time() - t0)}
     (out / "metrics.json").write_text(json.dumps(full, indent=1, default=float) + "\n")
@@ -170,8 +174,9 @@ Finds garbled machine-translated passages in English text, monolingually (no sou
   passage's fluency-token probabilities (a second output, P(any major error), is trained but not used).
 - Input windows: each passage plus up to {cfg['context_tokens']} tokens of neighbouring text on each side,
   at most {cfg['max_length']} tokens; weights stored in fp16 (`model.safetensors`).
-- Passage probability calibrated by Platt scaling on val_news (a={full['calibration']['a']:.3f},
-  b={full['calibration']['b']:.3f}).
+- Passage probability: sigmoid(a * garbled_logit + c * any_major_logit + b), fitted by logistic regression on
+  val_news strict vs clean (a={full['calibration']['a']:.3f}, c={full['calibration']['c']:.3f},
+  b={full['calibration']['b']:.3f}); c = 0 means the any-major output is not used.
 - Thresholds (chosen on val_news + val_clean only): passage flag `{cfg['threshold']}`, span
   `{cfg['span_threshold']}` (best strict F1 / span F1 on val_news subject to at most 2% of clean passages flagged and
   at most 5% carrying a span).
@@ -249,10 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
     ap.add_argument("--out", type=Path, default=Path("models"))
+    ap.add_argument("--no-any-major", action="store_true", help="calibrate on the garbled logit alone")
     ap.add_argument("--limit", type=int, default=0, help="score at most N records per set (smoke runs)")
     ap.add_argument("--examples", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "examples")
     args = ap.parse_args(argv)
-    finalize(args.model, args.corpus, args.out, args.examples, args.limit)
+    finalize(args.model, args.corpus, args.out, args.examples, args.limit, not args.no_any_major)
     return 0
 
 
