@@ -133,7 +133,8 @@ def bootstrap_ci(
 
 def gold_rule(text: str, gold: dict, spans: Sequence[tuple[int, int]]) -> dict[str, object]:
     """The seed-article pass rule: every must_flag span overlaps a predicted span, and predicted spans outside
-    the must_flag/should_flag/ignore regions touch at most one other sentence."""
+    the must_flag/should_flag/ignore regions touch at most one other sentence (a sentence holding no
+    must_flag/should_flag text)."""
     from ._text import split_passages
 
     regions = [(g["start"], g["end"]) for g in gold["spans"]]
@@ -141,7 +142,10 @@ def gold_rule(text: str, gold: dict, spans: Sequence[tuple[int, int]]) -> dict[s
     hit = {t: any(s < me and ms < e for s, e in spans) for ms, me, t in must}
     stray = [(s, e) for s, e in spans if not any(s < re_ and rs < e for rs, re_ in regions)]
     sentences = split_passages(text)
-    touched = {i for i, p in enumerate(sentences) for s, e in stray if s < p.end and p.start < e}
+    wanted = [(g["start"], g["end"]) for g in gold["spans"] if g["kind"] in ("must_flag", "should_flag")]
+    # "other" sentences: those that hold no must_flag/should_flag text
+    others = [i for i, p in enumerate(sentences) if not any(s < p.end and p.start < e for s, e in wanted)]
+    touched = {i for i in others for s, e in stray if s < sentences[i].end and sentences[i].start < e}
     return {
         "passed": all(hit.values()) and len(touched) <= 1,
         "must_flag_hit": hit,

@@ -11,10 +11,40 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Sentence-like units: split after ., !, ?, … (plus closing quotes/brackets) followed by whitespace,
-# and at line breaks. Abbreviations are not special-cased on purpose: the model sees the context window
-# around every passage, and "U.S. and" split into two passages is still scored in one window.
+# Sentence-like units: split after ., !, ?, … (plus closing quotes/brackets) followed by whitespace, and at line
+# breaks. No split after abbreviations ("Mr.", "U.S.", "e.g.", "p.m."), single-letter initials ("J. R. R.
+# Tolkien"), or an ellipsis followed by a lowercase word: those are fluent English, and cutting there would
+# leave fragments that look exactly like MT sentence-break artifacts. A lowercase word after an ordinary full stop
+# ("people. common sense.") still starts a new passage: that is the artifact.
 _BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]*(\s+)|\s*\n\s*")
+_ABBREV = {
+    "mr", "mrs", "ms", "dr", "st", "jr", "sr", "co", "corp", "inc", "ltd", "vs", "etc", "gen", "gov", "sen", "rep",
+    "prof", "rev", "col", "lt", "sgt", "capt", "jan", "feb", "mar", "apr", "aug", "sep", "sept", "oct", "nov", "dec",
+    "mt", "ft", "ave", "blvd", "dept", "univ", "approx", "fig", "al", "cf", "ca", "vol", "no", "pp", "ed", "eds",
+}
+_DOTTED = re.compile(r"(?:[A-Za-z]\.){2,}$")
+
+
+def _keeps_together(text: str, term: int, nxt: int) -> bool:
+    """True when the terminator at ``term`` does not end a sentence (abbreviation, initial, ellipsis)."""
+    if nxt >= len(text) or text[nxt] == "\n" or "\n" in text[term:nxt]:
+        return False
+    if text[term] == "…" or text[max(0, term - 2) : term + 1] == "...":
+        return text[nxt].islower()
+    if text[term] != ".":
+        return False
+    j = term
+    while j > 0 and not text[j - 1].isspace() and text[j - 1] not in "(\"“'‘":
+        j -= 1
+    word = text[j:term]
+    if _DOTTED.match(text[j : term + 1]):
+        return True  # U.S. / e.g. / p.m.
+    if len(word) == 1 and word.isalpha():
+        return True  # initial
+    if word.lower() in _ABBREV:
+        return not (word.lower() == "no" and not text[nxt].isdigit())
+    return False
+
 
 N_CASE = 8
 N_SPACE = 3
@@ -34,7 +64,12 @@ def split_passages(text: str) -> list[Piece]:
     pieces: list[Piece] = []
     pos = 0
     for m in _BOUNDARY.finditer(text):
-        a, b = (m.start(1), m.end(1)) if m.group(1) is not None else (m.start(), m.end())
+        if m.group(1) is not None:
+            a, b = m.start(1), m.end(1)
+            if _keeps_together(text, m.start(), b):
+                continue
+        else:
+            a, b = m.start(), m.end()
         if a > pos:
             _append_trimmed(text, pos, a, pieces)
         pos = max(pos, b)
@@ -90,6 +125,8 @@ def token_shape(text: str, start: int, end: int) -> int:
     while j >= 0 and text[j] in "\"'”’)]":
         j -= 1
     after_stop = 1 if (j >= 0 and text[j] in ".!?…" and space > 0) else 0
+    if after_stop and _keeps_together(text, j, start):
+        after_stop = 0  # "U.S. and", "Mr. Smith", "... and then": not a sentence boundary
     return (case * N_SPACE + space) * 2 + after_stop
 
 

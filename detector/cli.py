@@ -183,8 +183,8 @@ def _pretty(rid: Any, text: str, d: Detection, color: bool) -> str:
     for p in shown:
         seg = p.text
         for s in sorted(d.spans, key=lambda s: -s.start):
-            if s.start >= p.start and s.end <= p.end:
-                a, b = s.start - p.start, s.end - p.start
+            if s.start < p.end and p.start < s.end:  # a span may cross passages: highlight the part inside
+                a, b = max(s.start, p.start) - p.start, min(s.end, p.end) - p.start
                 hl = f"{_RED}{seg[a:b]}{_RESET}{_DIM}[{s.score:.2f}]{_RESET}" if color else f"[[{seg[a:b]}]]({s.score:.2f})"
                 seg = seg[:a] + hl + seg[b:]
         out.append(f"  {p.score:.3f}  {seg}")

@@ -60,3 +60,22 @@ def test_bootstrap_ci_brackets_the_mean() -> None:
     xs = [0.0, 1.0] * 50
     lo, hi = bootstrap_ci(lambda idx: sum(xs[i] for i in idx) / len(idx), len(xs), rounds=100)
     assert lo < 0.5 < hi
+
+
+GOLD = {"spans": [{"start": 3, "end": 9, "text": "met Xi", "kind": "must_flag"},
+                  {"start": 36, "end": 44, "text": "Us China", "kind": "ignore"}]}
+TEXT = "He met Xi today. One fine sentence. Us China here. Two fine. Three fine."
+
+
+@pytest.mark.parametrize(
+    "spans,passed,others",
+    [([(3, 9)], True, 0), ([], False, 0), ([(3, 9), (10, 15)], True, 0), ([(3, 9), (51, 54)], True, 1),
+     ([(3, 9), (51, 54), (61, 66)], False, 2), ([(3, 9), (39, 44)], True, 0)],
+    ids=["hit", "miss", "stray-in-must-sentence", "one-other", "two-others", "in-ignore"],
+)
+def test_gold_rule(spans: list[tuple[int, int]], passed: bool, others: int) -> None:
+    from detector._metrics import gold_rule
+
+    assert TEXT[3:9] == "met Xi" and TEXT[36:44] == "Us China"
+    r = gold_rule(TEXT, GOLD, spans)
+    assert r["passed"] is passed and r["other_sentences_touched"] == others

@@ -17,9 +17,14 @@ from detector._text import Tokenized, build_windows, split_passages, token_shape
         ("  padded  ", ["padded"]),
         ("", []),
         ("No end", ["No end"]),
-        ("Wait... what? Yes!", ["Wait...", "what?", "Yes!"]),
+        ("Wait... what? Yes!", ["Wait... what?", "Yes!"]),
+        ("Mr. and Mrs. R. C. Thomas left. He stayed.", ["Mr. and Mrs. R. C. Thomas left.", "He stayed."]),
+        ("The U.S. and China met at 4 p.m. today. accepted.", ["The U.S. and China met at 4 p.m. today.", "accepted."]),
+        ("Apples, pears, etc. are sold here.", ["Apples, pears, etc. are sold here."]),
+        ("See No. 5 below. No. That is wrong.", ["See No. 5 below.", "No.", "That is wrong."]),
     ],
-    ids=["two", "seed-fragment", "quote", "newline", "padded", "empty", "no-end", "ellipsis"],
+    ids=["two", "seed-fragment", "quote", "newline", "padded", "empty", "no-end", "ellipsis", "initials",
+         "dotted-abbrev", "etc", "no-number"],
 )
 def test_split_passages(text: str, expected: list[str]) -> None:
     got = [text[p.start : p.end] for p in split_passages(text)]

@@ -103,7 +103,7 @@ def clean_metrics(scored: Sequence[Scored], threshold: float, span_thr: float) -
 
 
 def choose_thresholds(news: Sequence[Scored], clean: Sequence[Scored], max_flag: float = 0.02,
-                      max_span: float = 0.05) -> dict[str, Any]:
+                      max_span: float = 0.02) -> dict[str, Any]:
     """Passage threshold: best strict-vs-clean F1 on news with <= max_flag of clean English flagged.
     Span threshold: best character F1 (all spans) on news with <= max_span of clean passages carrying a span."""
     clean_scores = sorted(s.score for s in clean)

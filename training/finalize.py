@@ -70,7 +70,7 @@ def measure(name: str, scored: list[Scored], thr: float, span_thr: float) -> dic
 
 
 def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limit: int = 0,
-             use_any: bool = True) -> Path:
+             use_any: bool = True, max_flag: float = 0.02, max_span: float = 0.01) -> Path:
     det = Detector.load(model_dir)
     t0 = time.time()
     results: dict[str, list[Scored]] = {}
@@ -90,7 +90,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f}")
     for sc in list(results.values()) + [clean, test_clean]:
         recalibrate(sc, a, b, c)
-    th = choose_thresholds(news, clean)
+    th = choose_thresholds(news, clean, max_flag=max_flag, max_span=max_span)
     thr, span_thr = th["threshold"], th["span_threshold"]
     log(f"thresholds {th}")
     metrics = {name: measure(name, sc, thr, span_thr) for name, sc in results.items()}
@@ -129,6 +129,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
             shutil.copy(model_dir / f, out / f)
     (out / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
     history = json.loads((model_dir / "train_history.json").read_text())
+    th.update({"max_flag": max_flag, "max_span": max_span})
     full = {"thresholds": th, "calibration": {"a": a, "b": b, "c": c}, "metrics": metrics, "seed_article": seed,
             "train_history": history["history"], "train_seconds": history["seconds"],
             "finalize_seconds": round(time.time() - t0)}
@@ -178,8 +179,8 @@ Finds garbled machine-translated passages in English text, monolingually (no sou
   val_news strict vs clean (a={full['calibration']['a']:.3f}, c={full['calibration']['c']:.3f},
   b={full['calibration']['b']:.3f}); c = 0 means the any-major output is not used.
 - Thresholds (chosen on val_news + val_clean only): passage flag `{cfg['threshold']}`, span
-  `{cfg['span_threshold']}` (best strict F1 / span F1 on val_news subject to at most 2% of clean passages flagged and
-  at most 5% carrying a span).
+  `{cfg['span_threshold']}` (best strict F1 / span F1 on val_news subject to at most {full['thresholds']['max_flag'] * 100:.0f}% of clean
+  English records flagged and at most {full['thresholds']['max_span'] * 100:.0f}% carrying a span).
 
 ## Training
 
@@ -254,11 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
     ap.add_argument("--out", type=Path, default=Path("models"))
+    ap.add_argument("--max-clean-flag-rate", type=float, default=0.02)
+    ap.add_argument("--max-clean-span-rate", type=float, default=0.01,
+                    help="at most this share of val_clean records may carry a span (precision first)")
     ap.add_argument("--no-any-major", action="store_true", help="calibrate on the garbled logit alone")
     ap.add_argument("--limit", type=int, default=0, help="score at most N records per set (smoke runs)")
     ap.add_argument("--examples", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "examples")
     args = ap.parse_args(argv)
-    finalize(args.model, args.corpus, args.out, args.examples, args.limit, not args.no_any_major)
+    finalize(args.model, args.corpus, args.out, args.examples, args.limit, not args.no_any_major,
+             args.max_clean_flag_rate, args.max_clean_span_rate)
     return 0
 
 

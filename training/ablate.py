@@ -1,0 +1,146 @@
+"""Inference-time ablations of an exported model, plus the training runs compared, as a markdown table.
+
+    python -m training.ablate --model models/mtdetect-minilm-shape --out training/ABLATION.md
+
+Inference-time variants show what the trained model relies on (they are not retrained models):
+case/shape input zeroed, no neighbouring context, spans from fluency+accuracy probability.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from detector._detector import Detector, _spans
+from detector._metrics import char_prf, gold_rule
+
+from .evaluate import score_records, segment_metrics
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "examples"
+
+
+def run_variant(det: Detector, news: list[dict], clean: list[dict], mode: str, span_thr: float) -> dict[str, Any]:
+    sn = score_records(det, news)
+    sc = score_records(det, clean)
+
+    def probs(s: Any) -> list[float]:
+        return s.p_flu if mode == "fluency" else [a + b for a, b in zip(s.p_flu, s.p_acc)]
+
+    def spans(s: Any, t: float) -> list[tuple[int, int]]:
+        return [(x.start, x.end) for x in _spans(s.text, s.offs, probs(s), t, "x")]
+
+    m = segment_metrics(sn, det.threshold)
+    peaks = sorted(max(probs(s), default=0.0) for s in sc)
+    thr2 = peaks[int(0.98 * (len(peaks) - 1))] + 1e-6  # same rule as finalize: <= 2% clean carry a span
+    r_def = char_prf([spans(s, span_thr) for s in sn], [s.gold_all for s in sn])
+    r_2 = char_prf([spans(s, thr2) for s in sn], [s.gold_all for s in sn])
+    text = (SEED / "russia-china-article.txt").read_text(encoding="utf-8")
+    gold = json.loads((SEED / "russia-china-article.gold.json").read_text(encoding="utf-8"))
+    st = det._prepare(text)
+    det._run([st], 32)
+    offs = [o for row in st.token_offsets for o in row]
+    pf = [p[0] if mode == "fluency" else p[0] + p[1] for row in st.token_probs for p in row]
+    seed = gold_rule(text, gold, [(x.start, x.end) for x in _spans(text, offs, pf, span_thr, "x")])
+    return {"auroc_strict": m.get("auroc_strict"), "auroc_broad": m.get("auroc_broad"),
+            "span_f1_default_thr": r_def["f1"], "span_f1_2pct_clean": r_2["f1"], "thr_2pct_clean": thr2,
+            "clean_span_rate_default": sum(1 for s in sc if spans(s, span_thr)) / max(1, len(sc)),
+            "seed_passed": seed["passed"], "seed_must_hit": sum(seed["must_flag_hit"].values()),
+            "seed_other": seed["other_sentences_touched"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
+    ap.add_argument("--out", type=Path, default=Path("training/ABLATION.md"))
+    ap.add_argument("--n-clean", type=int, default=2000)
+    ap.add_argument("--runs", type=Path, nargs="*", default=[], help="metrics.json of finalized training runs")
+    ap.add_argument("--insert-only", action="store_true",
+                    help="only copy an existing --out table into the model card (and refresh SHA256SUMS)")
+    args = ap.parse_args(argv)
+    if args.insert_only:
+        insert_into_card(args.model, args.out)
+        return 0
+    t0 = time.time()
+    news = [json.loads(x) for x in open(args.corpus / "val_news.jsonl", encoding="utf-8")]
+    clean = random.Random(0).sample([json.loads(x) for x in open(args.corpus / "val_clean.jsonl", encoding="utf-8")],
+                                    args.n_clean)
+    base = Detector.load(args.model)
+    span_thr = base.span_threshold
+    rows: list[tuple[str, dict[str, Any]]] = []
+    rows.append(("as shipped (fluency spans)", run_variant(base, news, clean, "fluency", span_thr)))
+    rows.append(("spans from fluency + accuracy probability", run_variant(base, news, clean, "bad", span_thr)))
+    no_shape = Detector.load(args.model)
+    with torch.no_grad():
+        no_shape._model.shape_emb.weight.zero_()
+    rows.append(("case/shape input zeroed (case-blind)", run_variant(no_shape, news, clean, "fluency", span_thr)))
+    no_ctx = Detector.load(args.model)
+    no_ctx.config = dataclasses.replace(no_ctx.config, context_tokens=0)
+    rows.append(("no neighbouring context (context_tokens=0)", run_variant(no_ctx, news, clean, "fluency", span_thr)))
+    cols = ["auroc_strict", "auroc_broad", "span_f1_default_thr", "clean_span_rate_default", "span_f1_2pct_clean",
+            "seed_passed", "seed_must_hit", "seed_other"]
+
+    def f(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = [
+        "# Ablations",
+        "",
+        f"Written by `python -m training.ablate --model {args.model}` ({round(time.time() - t0)} s). val_news "
+        f"({len(news)} records) and {len(clean)} val_clean records; span threshold {span_thr} unless stated;"
+        " `span_f1_2pct_clean` re-picks the span threshold so that 2% of the clean records carry a span.",
+        "",
+        "## Inference-time variants of the shipped model (not retrained)",
+        "",
+        "| variant | " + " | ".join(cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    for name, r in rows:
+        lines.append(f"| {name} | " + " | ".join(f(r[c]) for c in cols) + " |")
+    if args.runs:
+        lines += ["", "## Training runs compared (finalized models, same validation data)", "",
+                  "| run | epochs trained | best epoch | val_news AUROC strict | AUROC broad | span F1 (all) | "
+                  "clean flagged | clean with span | seed passed |", "|---|---|---|---|---|---|---|---|---|"]
+        for p in args.runs:
+            m = json.loads(p.read_text())
+            v = m["metrics"]["val_news"]
+            c = m["metrics"]["val_clean"]
+            best = max(m["train_history"], key=lambda h: h["auroc_strict"] + h["auroc_broad"] + h["span_f1_all"])
+            lines.append(f"| {p.parent.name} ({p}) | {len(m['train_history'])} | {best['epoch']} | "
+                         f"{f(v['auroc_strict'])} | {f(v['auroc_broad'])} | {f(v['span_f1_all'])} | "
+                         f"{f(c['clean_flag_rate'])} | {f(c['clean_span_rate'])} | {m['seed_article']['passed']} |")
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}", file=sys.stderr)
+    insert_into_card(args.model, args.out)
+    return 0
+
+
+def insert_into_card(model: Path, table: Path) -> None:
+    """Put the ablation tables into MODEL_CARD.md (replacing an earlier copy) and refresh the manifest."""
+    from detector._modelfiles import write_manifest
+
+    card = model / "MODEL_CARD.md"
+    text = card.read_text(encoding="utf-8")
+    if "\n## Ablations" in text:
+        head, rest = text.split("\n## Ablations", 1)
+        tail = rest[rest.index("\n## ", 1):] if "\n## " in rest[1:] else ""
+        text = head + tail
+    body = table.read_text(encoding="utf-8").split("\n", 1)[1].replace("\n## ", "\n### ")
+    marker = "\n## Limitations"
+    section = f"\n## Ablations\n{body}\n"
+    text = text.replace(marker, section + marker, 1) if marker in text else text + section
+    card.write_text(text, encoding="utf-8")
+    write_manifest(model)
+    print(f"updated {card}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
