@@ -266,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {res['label']} | {s['passed']} | {hits}/{len(s['must_flag_hit'])} | "
                      f"{s['other_sentences_touched']} |")
     base = speeds.get("rules", {}).get("sent_per_s_b64")
-    lines += ["", "## Speed (128 news segments, fresh process per system, same run)", "",
+    lines += ["", "## Speed (the same 128 news segments at both batch sizes, a fresh process per system, same run)", "",
+              "Cold start: process start to the first result (imports, model load). Peak RSS: the process's VmHWM.", "",
               "| system | cold start (s) | sentences/s, batch 1 | sentences/s, batch 64 | peak RSS (MB) | "
               "batch-64 speed vs rules |", "|---|---|---|---|---|---|"]
     for name, sp in speeds.items():

@@ -117,6 +117,6 @@ def markdown(metrics: dict[str, Any], title: str = "") -> str:
         if key in metrics:
             ci = metrics.get(f"{key}_ci")
             lines.append(f"| {name} | {_fmt(metrics[key])} | {_fmt(ci) if ci else ''} |")
-    lines.append(f"| records | {metrics['n']} (strict {metrics.get('n_pos_strict', 0)}, broad "
+    lines.append(f"| records | {metrics['n']} (strict {metrics.get('n_pos_strict', 0)}, strict+broad "
                  f"{metrics.get('n_pos_broad', 0)}, clean {metrics.get('n_neg_broad', 0)}) | |")
     return "\n".join(lines) + "\n"

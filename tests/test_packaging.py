@@ -1,0 +1,31 @@
+"""A non-editable install carries the shipped model as package data and loads it from site-packages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from .conftest import REPO
+
+
+def test_wheel_installs_model_as_package_data(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+                   check=True, capture_output=True)
+    wheel = next(wheels.glob("mtdetect-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "SHA256SUMS", "MODEL_CARD.md"):
+        assert any(n.startswith("detector/models/") and n.endswith(f) for n in names), f
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    code = ("import detector, sys; from detector import Detector; d = Detector.load(); "
+            "print(detector.__file__); print(d.path); print(d.info()['checksum'])")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    env.pop("MTDETECT_MODEL", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         check=True).stdout.split("\n")
+    assert out[0].startswith(str(target)) and out[1].startswith(str(target)) and out[2] == "ok"
