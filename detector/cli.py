@@ -164,6 +164,14 @@ def _batched(it: Iterator[InputRecord], n: int) -> Iterator[list[InputRecord]]:
         yield batch
 
 
+def _non_latin_share(text: str) -> float:
+    """Share of letters outside the Latin script (a cheap 'is this English at all?' check)."""
+    letters = [c for c in text[:20000] if c.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
+
+
 def _jsonl_line(rid: Any, d: Detection) -> str:
     return json.dumps(
         {
@@ -219,6 +227,7 @@ def _score(a: argparse.Namespace) -> int:
     stats = ReadStats()
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     any_flag = False
+    not_english = 0
     json_items: list[dict[str, Any]] = []
     color = fmt == "pretty" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     out = sys.stdout
@@ -230,6 +239,9 @@ def _score(a: argparse.Namespace) -> int:
                        for r in batch]
             for r, d in zip(batch, results):
                 any_flag |= d.flagged
+                if r.text and _non_latin_share(r.text) > 0.5:
+                    not_english += 1
+                    warn(f"record {r.id}: mostly non-Latin script, not English; its score is not meaningful")
                 if fmt == "jsonl":
                     out.write(_jsonl_line(r.id, d) + "\n")
                 elif fmt == "tsv":
@@ -253,6 +265,8 @@ def _score(a: argparse.Namespace) -> int:
         return EXIT_USAGE
     if stats.bad_lines:
         print(f"mtdetect: skipped {stats.bad_lines} bad line(s)", file=sys.stderr)
+    if not_english and not quiet:
+        print(f"mtdetect: {not_english} record(s) do not look like English", file=sys.stderr)
     return EXIT_FLAGGED if any_flag and not a.exit_zero else EXIT_OK
 
 

@@ -247,3 +247,13 @@ def test_large_plain_text_is_streamed_in_blocks(run, tmp_path: Path, monkeypatch
     assert item["spans"] and item["spans"][-1]["end"] > len(text) - 10
     for s in item["spans"]:
         assert text[s["start"] : s["end"]] == s["text"]
+
+
+def test_non_english_record_is_marked_on_stderr(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "mixed.jsonl"
+    rows = [{"id": "en", "text": "This is English."}, {"id": "zh", "text": "这是一个中文句子，不是英文。"}]
+    p.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    code, out, err = run(["score", "--format", "jsonl", "--threshold", "1", str(p)])
+    assert [json.loads(x)["id"] for x in out.splitlines()] == ["en", "zh"]  # still scored, in order
+    assert "record zh: mostly non-Latin script" in err and "record en" not in err
+    assert "1 record(s) do not look like English" in err
