@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._errors import ModelError
 from ._modelfiles import ModelConfig, default_model_path, read_config, verify_manifest
-from ._text import build_windows, split_passages, tokenize_passages
+from ._text import Window, build_windows, split_passages, tokenize_passages
 from ._types import Detection, Passage, Span
 
 _WORD_CHAR = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'-")
@@ -23,6 +23,7 @@ class _TextState:
     token_offsets: list[list[tuple[int, int]]]
     token_probs: list[list[tuple[float, float]]]  # (p_fluency, p_accuracy) per token
     passage_logit: list[tuple[float, float]]  # (garbled, any_major) logits, max over a passage's chunks
+    windows: list[Window]
 
 
 class Detector:
@@ -95,22 +96,19 @@ class Detector:
             raise TypeError(f"expected str, got {type(text).__name__}")
         pieces = split_passages(text)
         toks = tokenize_passages(self._tok, text, pieces)
-        st = _TextState(
+        return _TextState(
             text=text,
             pieces=pieces,
             token_offsets=[t.offsets for t in toks],
             token_probs=[[(0.0, 0.0)] * len(t.ids) for t in toks],
             passage_logit=[(-math.inf, -math.inf)] * len(pieces),
+            windows=build_windows(toks, self.config.max_length, self.config.context_tokens, self._cls, self._sep),
         )
-        st._windows = build_windows(  # type: ignore[attr-defined]
-            toks, self.config.max_length, self.config.context_tokens, self._cls, self._sep
-        )
-        return st
 
     def _run(self, states: list[_TextState], batch_size: int) -> None:
         import torch
 
-        items = [(si, w) for si, st in enumerate(states) for w in st._windows]  # type: ignore[attr-defined]
+        items = [(si, w) for si, st in enumerate(states) for w in st.windows]
         items.sort(key=lambda x: len(x[1].ids))  # length buckets: padding does not change results
         with torch.inference_mode():
             for b in range(0, len(items), batch_size):
@@ -198,13 +196,3 @@ def _spans(text: str, offs: list[tuple[int, int]], probs: list[float], thr: floa
             i += 1
     return out
 
-
-def iter_batches(items: Iterable[Any], n: int) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for it in items:
-        batch.append(it)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
