@@ -24,6 +24,7 @@ from typing import Any
 from detector import Detector
 from detector._eval import Scored, evaluate
 from detector._metrics import gold_rule
+from training.records import read_records
 
 from .baselines import Output, choose_span_threshold, choose_threshold, make, spans_at
 
@@ -35,13 +36,6 @@ SEED = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def read(path: Path, n: int, seed: int = 0) -> list[dict]:
-    rows = [json.loads(x) for x in open(path, encoding="utf-8")]
-    if n and len(rows) > n:
-        rows = random.Random(seed).sample(rows, n)
-    return rows
 
 
 class System:
@@ -187,11 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    train_all = [r for r in read(args.corpus / "train.jsonl", 0)
+    train_all = [r for r in read_records(args.corpus / "train.jsonl", 0)
                  if r["label"] in ("strict", "clean") and r["source"] in ("wmt20_news", "wmt21_news", "brown", "gum")]
     train = random.Random(1).sample(train_all, min(args.n_train, len(train_all)))
-    data = {s: read(args.corpus / f"{s}.jsonl", args.n) for s, _ in SETS if (args.corpus / f"{s}.jsonl").exists()}
-    clean = read(args.corpus / "val_clean.jsonl", args.n)
+    data = {s: read_records(args.corpus / f"{s}.jsonl", args.n) for s, _ in SETS if (args.corpus / f"{s}.jsonl").exists()}
+    clean = read_records(args.corpus / "val_clean.jsonl", args.n)
     seed_text = (SEED / "russia-china-article.txt").read_text(encoding="utf-8")
     gold = json.loads((SEED / "russia-china-article.gold.json").read_text(encoding="utf-8"))
     results: dict[str, Any] = {}
@@ -219,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = res
         log(f"{name}: done in {res['seconds']}s; seed passed={res['seed']['passed']}")
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as tf:
-        for r in read(args.corpus / "val_news.jsonl", 128, seed=3):
+        for r in read_records(args.corpus / "val_news.jsonl", 128, seed=3):
             tf.write(json.dumps({"text": r["text"]}) + "\n")
     speeds = {}
     for name in args.systems.split(","):

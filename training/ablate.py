@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from detector._detector import Detector, _spans
 from detector._metrics import char_prf, gold_rule
 
 from .evaluate import score_records, segment_metrics
+from .records import read_records
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
@@ -70,9 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         insert_into_card(args.model, args.out)
         return 0
     t0 = time.time()
-    news = [json.loads(x) for x in open(args.corpus / "val_news.jsonl", encoding="utf-8")]
-    clean = random.Random(0).sample([json.loads(x) for x in open(args.corpus / "val_clean.jsonl", encoding="utf-8")],
-                                    args.n_clean)
+    news = read_records(args.corpus / "val_news.jsonl")
+    clean = read_records(args.corpus / "val_clean.jsonl", args.n_clean, seed=0)
     base = Detector.load(args.model)
     span_thr = base.span_threshold
     rows: list[tuple[str, dict[str, Any]]] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import shutil
 import sys
 import time
@@ -31,6 +30,7 @@ from .evaluate import (
     segment_metrics,
     span_metrics,
 )
+from .records import read_records
 
 REPORT_SETS = [  # (split file, shown name, max records scored)
     ("val_news", "WMT21 news zh-en (held-back docs; thresholds chosen here)", 0),
@@ -44,14 +44,6 @@ REPORT_SETS = [  # (split file, shown name, max records scored)
 
 def log(msg: str) -> None:
     print(f"[finalize {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def read_jsonl(path: Path, limit: int = 0, seed: int = 0) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(x) for x in f]
-    if limit and len(rows) > limit:
-        rows = random.Random(seed).sample(rows, limit)
-    return rows
 
 
 def recalibrate(scored: list[Scored], a: float, b: float, c: float) -> None:
@@ -77,13 +69,13 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     for split, _, cap in REPORT_SETS:
         p = corpus / f"{split}.jsonl"
         if p.exists():
-            rows = read_jsonl(p, min(x for x in (limit, cap) if x) if (limit or cap) else 0)
+            rows = read_records(p, min(x for x in (limit, cap) if x) if (limit or cap) else 0)
             log(f"scoring {split}: {len(rows)} records")
             results[split] = score_records(det, rows)
-    clean_rows = read_jsonl(corpus / "val_clean.jsonl", limit)
+    clean_rows = read_records(corpus / "val_clean.jsonl", limit)
     log(f"scoring val_clean: {len(clean_rows)} records")
     clean = score_records(det, clean_rows)
-    test_clean = score_records(det, read_jsonl(corpus / "test_clean.jsonl", limit or 3000, seed=1))
+    test_clean = score_records(det, read_records(corpus / "test_clean.jsonl", limit or 3000, seed=1))
     news = results["val_news"]
     pairs = [((s.logit, s.logit_any), 1 if s.label == "strict" else 0) for s in news if s.label in ("strict", "clean")]
     a, b, c = fit_platt([x for x, _ in pairs], [y for _, y in pairs], use_any=use_any)

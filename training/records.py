@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 # ---------------------------------------------------------------------------------------------
@@ -254,3 +257,12 @@ def spans_from_tags(
         else:
             i += 1
     return spans
+
+
+def read_records(path: Path, limit: int = 0, seed: int = 0) -> list[dict[str, Any]]:
+    """Corpus records from a JSON-lines split; with ``limit``, a fixed random sample of that many."""
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    if limit and len(rows) > limit:
+        rows = random.Random(seed).sample(rows, limit)
+    return rows

@@ -27,6 +27,8 @@ from detector._model import SpanDetector
 from detector._modelfiles import ModelConfig
 from detector._text import Tokenized, build_windows, split_passages, tokenize_passages
 
+from .records import read_records
+
 IGNORE_W = 0
 WEIGHTS = (0.0, 0.3, 1.0)  # weight buckets for token labels; code = cls + 3 * bucket
 
@@ -36,11 +38,6 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ data
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
 
 
 def token_code(spans: list[dict], a: int, b: int, record_len: int) -> int:
@@ -147,7 +144,7 @@ class ExampleBuilder:
 
 def load_pools(corpus: Path, cfg: dict, rng: random.Random) -> dict[str, list[tuple[list[dict], int]]]:
     """Per-source pools of (document group, index) pairs, sub-sampled as the config says."""
-    train = read_jsonl(corpus / "train.jsonl") + read_jsonl(corpus / "synth_train.jsonl")
+    train = read_records(corpus / "train.jsonl") + read_records(corpus / "synth_train.jsonl")
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in train:
         if r["source"] == "mlqe_pe" and r["label"] != "clean":
@@ -259,8 +256,8 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
     model, tok, bert_cfg = init_model(cfg)
     builder = ExampleBuilder(tok, cfg)
     pools = load_pools(corpus, cfg, rng)
-    val_news = read_jsonl(corpus / "val_news.jsonl")
-    val_clean = read_jsonl(corpus / "val_clean.jsonl")
+    val_news = read_records(corpus / "val_news.jsonl")
+    val_clean = read_records(corpus / "val_clean.jsonl")
     rng_v = random.Random(seed + 1)
     if cfg.get("val_news_n"):
         val_news = rng_v.sample(val_news, min(cfg["val_news_n"], len(val_news)))
