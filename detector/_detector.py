@@ -41,6 +41,8 @@ class Detector:
         self.checksum = checksum
         self.threshold = config.threshold
         self.span_threshold = config.span_threshold
+        #: "flagged": spans are reported only inside passages at or above ``threshold``; "all": anywhere.
+        self.span_scope = config.span_scope
         self._cls = tokenizer.token_to_id("[CLS]")
         self._sep = tokenizer.token_to_id("[SEP]")
         self._pad = tokenizer.token_to_id("[PAD]") or 0
@@ -153,7 +155,10 @@ class Detector:
             s = self._calibrated(logits)
             passages.append(Passage(p.start, p.end, text[p.start : p.end], s, s >= self.threshold))
         offs = [o for row in st.token_offsets for o in row]
-        probs = [p for row in st.token_probs for p in row]
+        rows = st.token_probs
+        if self.span_scope == "flagged":
+            rows = [r if p.flagged else [(0.0, 0.0)] * len(r) for r, p in zip(rows, passages)]
+        probs = [p for row in rows for p in row]
         spans = _spans(text, offs, [p[0] for p in probs], self.span_threshold, "fluency")
         if self.config.accuracy_span_threshold <= 1.0:
             acc = _spans(text, offs, [p[1] for p in probs], self.config.accuracy_span_threshold, "accuracy")
@@ -167,7 +172,7 @@ class Detector:
         c = self.config
         return {"name": c.name, "version": c.version, "path": str(self.path) if self.path else None,
                 "base_model": c.base_model, "checksum": self.checksum, "threshold": self.threshold,
-                "span_threshold": self.span_threshold, "max_length": c.max_length,
+                "span_threshold": self.span_threshold, "span_scope": self.span_scope, "max_length": c.max_length,
                 "context_tokens": c.context_tokens}
 
 

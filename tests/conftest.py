@@ -14,8 +14,8 @@ SEED_TEXT = SHARED / "examples" / "russia-china-article.txt"
 SEED_GOLD = SHARED / "examples" / "russia-china-article.gold.json"
 
 
-def build_tiny_model(folder: Path, seed: int = 0) -> Path:
-    """A 2-layer, 32-wide random model with a character-level WordPiece vocabulary."""
+def build_tiny_model(folder: Path, seed: int = 0, encoder: str = "bert") -> Path:
+    """A 2-layer, 32-wide random model (BERT or DistilBERT) with a character-level WordPiece vocabulary."""
     import torch
     from safetensors.torch import save_file
     from tokenizers import Tokenizer, normalizers, pre_tokenizers
@@ -33,6 +33,9 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     tok.save(str(folder / "tokenizer.json"))
     bert = {"vocab_size": len(vocab), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
             "intermediate_size": 64, "max_position_embeddings": 160, "type_vocab_size": 2, "pad_token_id": 0}
+    if encoder == "distilbert":
+        bert = {"model_type": "distilbert", "vocab_size": len(vocab), "dim": 32, "n_layers": 2, "n_heads": 2,
+                "hidden_dim": 64, "max_position_embeddings": 160, "pad_token_id": 0}
     torch.manual_seed(seed)
     model = SpanDetector(bert)
     save_file({k: v.to(torch.float16).contiguous() for k, v in model.state_dict().items()},
@@ -48,6 +51,11 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-distil", encoder="distilbert")
 
 
 @pytest.fixture(scope="session")

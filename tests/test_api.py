@@ -117,6 +117,44 @@ def test_span_offsets_slice_the_input(tiny_detector: Detector, text: str) -> Non
         assert text[p.start : p.end] == p.text
 
 
+@pytest.mark.parametrize("scope", ["all", "flagged"])
+def test_span_scope(tiny_detector: Detector, scope: str) -> None:
+    text = "The first sentence is here. A second one follows it. And then a third one ends the text."
+    old = (tiny_detector.threshold, tiny_detector.span_threshold, tiny_detector.span_scope)
+    try:
+        tiny_detector.span_threshold = 1e-9  # every token of an eligible passage is in a span
+        tiny_detector.threshold = max(p.score for p in tiny_detector.detect(text).passages)  # only the top flagged
+        tiny_detector.span_scope = scope
+        d = tiny_detector.detect(text)
+    finally:
+        tiny_detector.threshold, tiny_detector.span_threshold, tiny_detector.span_scope = old
+    flagged = [p for p in d.passages if p.flagged]
+    assert len(d.passages) == 3 and len(flagged) >= 1 and d.spans
+    inside = [any(p.start <= s.start and s.end <= p.end for p in flagged) for s in d.spans]
+    if scope == "flagged":
+        assert all(inside)
+    else:
+        assert sum(e - s for s, e in ((x.start, x.end) for x in d.spans)) > sum(p.end - p.start for p in flagged)
+
+
+def test_bad_span_scope_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["span_scope"] = "everywhere"
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="span_scope"):
+        Detector.load(bad, verify=False)
+
+
+def test_distilbert_encoder_loads_and_scores(tiny_distilbert_dir: Path) -> None:
+    det = Detector.load(tiny_distilbert_dir)
+    text = "A first sentence. a second one follows."
+    d = det.detect(text)
+    assert len(d.passages) == 2 and 0.0 <= d.score <= 1.0
+    assert [x.score for x in det.detect_batch([text, text], batch_size=1)] == pytest.approx([d.score, d.score], abs=1e-5)
+
+
 def test_checksum_mismatch_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(tiny_model_dir, bad)

@@ -21,39 +21,73 @@ import torch
 from detector._detector import Detector, _spans
 from detector._metrics import char_prf, gold_rule
 
-from .evaluate import score_records, segment_metrics
+from .evaluate import (
+    choose_thresholds,
+    clean_metrics,
+    fit_platt,
+    gated,
+    score_records,
+    segment_metrics,
+    span_metrics,
+)
 from .records import read_records
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
 
 def run_variant(det: Detector, news: list[dict], clean: list[dict], mode: str, span_thr: float) -> dict[str, Any]:
+    """Segment and span metrics of one variant; spans obey the model's span scope (flagged passages only or all)."""
+    text = (SEED / "russia-china-article.txt").read_text(encoding="utf-8")
+    gold = json.loads((SEED / "russia-china-article.gold.json").read_text(encoding="utf-8"))
     sn = score_records(det, news)
     sc = score_records(det, clean)
+    seed_s = score_records(det, [{"text": text, "label": "strict", "spans": []}])[0]
+    gate = det.threshold if det.span_scope == "flagged" else 0.0
 
     def probs(s: Any) -> list[float]:
-        return s.p_flu if mode == "fluency" else [a + b for a, b in zip(s.p_flu, s.p_acc)]
+        raw = s.p_flu if mode == "fluency" else [a + b for a, b in zip(s.p_flu, s.p_acc)]
+        return [p if s.passage_scores[k] >= gate else 0.0 for p, k in zip(raw, s.tok_passage)]
 
     def spans(s: Any, t: float) -> list[tuple[int, int]]:
         return [(x.start, x.end) for x in _spans(s.text, s.offs, probs(s), t, "x")]
 
     m = segment_metrics(sn, det.threshold)
     peaks = sorted(max(probs(s), default=0.0) for s in sc)
-    thr2 = peaks[int(0.98 * (len(peaks) - 1))] + 1e-6  # same rule as finalize: <= 2% clean carry a span
+    thr2 = peaks[int(0.98 * (len(peaks) - 1))] + 1e-6  # <= 2% of the clean records carry a span
     r_def = char_prf([spans(s, span_thr) for s in sn], [s.gold_all for s in sn])
     r_2 = char_prf([spans(s, thr2) for s in sn], [s.gold_all for s in sn])
-    text = (SEED / "russia-china-article.txt").read_text(encoding="utf-8")
-    gold = json.loads((SEED / "russia-china-article.gold.json").read_text(encoding="utf-8"))
-    st = det._prepare(text)
-    det._run([st], 32)
-    offs = [o for row in st.token_offsets for o in row]
-    pf = [p[0] if mode == "fluency" else p[0] + p[1] for row in st.token_probs for p in row]
-    seed = gold_rule(text, gold, [(x.start, x.end) for x in _spans(text, offs, pf, span_thr, "x")])
+    seed = gold_rule(text, gold, spans(seed_s, span_thr))
     return {"auroc_strict": m.get("auroc_strict"), "auroc_broad": m.get("auroc_broad"),
             "span_f1_default_thr": r_def["f1"], "span_f1_2pct_clean": r_2["f1"], "thr_2pct_clean": thr2,
             "clean_span_rate_default": sum(1 for s in sc if spans(s, span_thr)) / max(1, len(sc)),
             "seed_passed": seed["passed"], "seed_must_hit": sum(seed["must_flag_hit"].values()),
             "seed_other": seed["other_sentences_touched"]}
+
+
+def trained_variant(model_dir: Path, news: list[dict], clean: list[dict]) -> dict[str, Any]:
+    """A separately trained model, calibrated and thresholded by the finalize rules on the same data."""
+    from .finalize import recalibrate
+
+    det = Detector.load(model_dir)
+    text = (SEED / "russia-china-article.txt").read_text(encoding="utf-8")
+    gold = json.loads((SEED / "russia-china-article.gold.json").read_text(encoding="utf-8"))
+    sn, sc = score_records(det, news), score_records(det, clean)
+    seed_s = score_records(det, [{"text": text, "label": "strict", "spans": []}])
+    pairs = [((s.logit, s.logit_any), 1 if s.label == "strict" else 0) for s in sn if s.label in ("strict", "clean")]
+    a, b, c = fit_platt([x for x, _ in pairs], [y for _, y in pairs])
+    for group in (sn, sc, seed_s):
+        recalibrate(group, a, b, c)
+    th = choose_thresholds(sn, sc, max_flag=0.02, max_span=0.05, span_scope="flagged")
+    thr, span_thr, gate = th["threshold"], th["span_threshold"], th["span_gate"]
+    m = segment_metrics(sn, thr)
+    m.update(span_metrics(sn, span_thr, gate))
+    m.update(clean_metrics(sc, thr, span_thr, gate))
+    s0 = seed_s[0]
+    seed = gold_rule(text, gold, [(x.start, x.end) for x in _spans(s0.text, s0.offs, gated(s0, gate), span_thr, "x")])
+    hist = json.loads((model_dir / "train_history.json").read_text()) if (model_dir / "train_history.json").exists() else {}
+    return {**m, "seed_passed": seed["passed"], "seed_must_hit": sum(seed["must_flag_hit"].values()),
+            "seed_other": seed["other_sentences_touched"], "epochs": len(hist.get("history", [])),
+            "minutes": round(hist.get("seconds", 0) / 60)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,11 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("training/ABLATION.md"))
     ap.add_argument("--n-clean", type=int, default=2000)
     ap.add_argument("--runs", type=Path, nargs="*", default=[], help="metrics.json of finalized training runs")
+    ap.add_argument("--trained", nargs="*", default=[], metavar="NAME=DIR",
+                    help="separately trained variants (exported model folders) to calibrate and compare")
+    ap.add_argument("--trained-only", action="store_true", help="print the --trained variants as JSON lines only")
     ap.add_argument("--insert-only", action="store_true",
                     help="only copy an existing --out table into the model card (and refresh SHA256SUMS)")
     args = ap.parse_args(argv)
     if args.insert_only:
         insert_into_card(args.model, args.out)
+        return 0
+    if args.trained_only:
+        news = read_records(args.corpus / "val_news.jsonl")
+        clean = read_records(args.corpus / "val_clean.jsonl", args.n_clean, seed=0)
+        for spec in args.trained:
+            name, _, d = spec.partition("=")
+            print(json.dumps({"variant": name, **trained_variant(Path(d), news, clean)}, default=float), flush=True)
         return 0
     t0 = time.time()
     news = read_records(args.corpus / "val_news.jsonl")
@@ -94,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Ablations",
         "",
         f"Written by `python -m training.ablate --model {args.model}` ({round(time.time() - t0)} s). val_news "
-        f"({len(news)} records) and {len(clean)} val_clean records; span threshold {span_thr} unless stated;"
+        f"({len(news)} records) and {len(clean)} val_clean records; span threshold {span_thr} unless stated,"
+        f" span scope `{base.span_scope}` (flagged: spans only inside passages at or above the flag threshold);"
         " `span_f1_2pct_clean` re-picks the span threshold so that 2% of the clean records carry a span.",
         "",
         "## Inference-time variants of the shipped model (not retrained)",
@@ -116,6 +161,18 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {p.parent.name} ({p}) | {len(m['train_history'])} | {best['epoch']} | "
                          f"{f(v['auroc_strict'])} | {f(v['auroc_broad'])} | {f(v['span_f1_all'])} | "
                          f"{f(c['clean_flag_rate'])} | {f(c['clean_span_rate'])} | {m['seed_article']['passed']} |")
+    if args.trained:
+        tcols = ["epochs", "minutes", "auroc_strict", "auroc_broad", "span_f1_all", "clean_flag_rate",
+                 "clean_span_rate", "seed_passed", "seed_other"]
+        lines += ["", "## Training-time variants (retrained; calibrated and thresholded by the finalize rules on the"
+                  " same val_news and val_clean records, spans inside flagged passages)", "",
+                  "| variant | " + " | ".join(tcols) + " |", "|---|" + "---|" * len(tcols)]
+        for spec in args.trained:
+            name, _, d = spec.partition("=")
+            r = trained_variant(Path(d), news, clean)
+            log_line = f"| {name} (`{d}`) | " + " | ".join(f(r[c]) for c in tcols) + " |"
+            print(log_line, file=sys.stderr, flush=True)
+            lines.append(log_line)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     insert_into_card(args.model, args.out)

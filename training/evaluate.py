@@ -25,6 +25,15 @@ class Scored:
     offs: list[tuple[int, int]]
     p_flu: list[float]
     p_acc: list[float]
+    tok_passage: list[int]  # passage index of every token in offs / p_flu / p_acc
+    passage_scores: list[float]  # calibrated probability per passage
+
+
+def gated(s: Scored, gate: float) -> list[float]:
+    """Fluency token probabilities, zeroed in passages scored below ``gate`` (0: no gating)."""
+    if gate <= 0.0:
+        return s.p_flu
+    return [p if s.passage_scores[k] >= gate else 0.0 for p, k in zip(s.p_flu, s.tok_passage)]
 
 
 def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) -> list[Scored]:
@@ -51,13 +60,15 @@ def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) 
                     offs=[o for row in st.token_offsets for o in row],
                     p_flu=[p[0] for row in st.token_probs for p in row],
                     p_acc=[p[1] for row in st.token_probs for p in row],
+                    tok_passage=[k for k, row in enumerate(st.token_probs) for _ in row],
+                    passage_scores=[det._calibrated(x) for x in st.passage_logit],
                 )
             )
     return out
 
 
-def pred_spans(s: Scored, thr: float) -> list[tuple[int, int]]:
-    return [(x.start, x.end) for x in _spans(s.text, s.offs, s.p_flu, thr, "fluency")]
+def pred_spans(s: Scored, thr: float, gate: float = 0.0) -> list[tuple[int, int]]:
+    return [(x.start, x.end) for x in _spans(s.text, s.offs, gated(s, gate), thr, "fluency")]
 
 
 def segment_metrics(scored: Sequence[Scored], threshold: float) -> dict[str, float]:
@@ -83,8 +94,8 @@ def segment_metrics(scored: Sequence[Scored], threshold: float) -> dict[str, flo
     return m
 
 
-def span_metrics(scored: Sequence[Scored], span_thr: float) -> dict[str, float]:
-    preds = [pred_spans(s, span_thr) for s in scored]
+def span_metrics(scored: Sequence[Scored], span_thr: float, gate: float = 0.0) -> dict[str, float]:
+    preds = [pred_spans(s, span_thr, gate) for s in scored]
     m: dict[str, float] = {}
     for name, attr in (("all", "gold_all"), ("major", "gold_major"), ("fluency", "gold_fluency")):
         r = char_prf(preds, [getattr(s, attr) for s in scored])
@@ -93,19 +104,20 @@ def span_metrics(scored: Sequence[Scored], span_thr: float) -> dict[str, float]:
     return m
 
 
-def clean_metrics(scored: Sequence[Scored], threshold: float, span_thr: float) -> dict[str, float]:
+def clean_metrics(scored: Sequence[Scored], threshold: float, span_thr: float, gate: float = 0.0) -> dict[str, float]:
     n = max(1, len(scored))
     return {
         "clean_flag_rate": sum(1 for s in scored if s.score >= threshold) / n,
-        "clean_span_rate": sum(1 for s in scored if any(p >= span_thr for p in s.p_flu)) / n,
+        "clean_span_rate": sum(1 for s in scored if any(p >= span_thr for p in gated(s, gate))) / n,
         "n_clean_passages": len(scored),
     }
 
 
 def choose_thresholds(news: Sequence[Scored], clean: Sequence[Scored], max_flag: float = 0.02,
-                      max_span: float = 0.02) -> dict[str, Any]:
+                      max_span: float = 0.02, span_scope: str = "all") -> dict[str, Any]:
     """Passage threshold: best strict-vs-clean F1 on news with <= max_flag of clean English flagged.
-    Span threshold: best character F1 (all spans) on news with <= max_span of clean passages carrying a span."""
+    Span threshold: best character F1 (all spans) on news with <= max_span of clean passages carrying a span;
+    with span_scope "flagged" spans count only inside passages at or above the passage threshold."""
     clean_scores = sorted(s.score for s in clean)
     k = int(math.floor((1 - max_flag) * len(clean_scores)))
     floor_thr = clean_scores[min(k, len(clean_scores) - 1)] + 1e-6 if clean_scores else 0.5
@@ -121,19 +133,20 @@ def choose_thresholds(news: Sequence[Scored], clean: Sequence[Scored], max_flag:
         if f1 > best[0]:
             best = (f1, t)
     thr = max(best[1], floor_thr)
-    peaks = sorted(max(s.p_flu, default=0.0) for s in clean)
+    gate = thr if span_scope == "flagged" else 0.0
+    peaks = sorted(max(gated(s, gate), default=0.0) for s in clean)
     k = int(math.floor((1 - max_span) * len(peaks)))
     span_floor = peaks[min(k, len(peaks) - 1)] + 1e-6 if peaks else 0.5
     best_s = (-1.0, 0.5)
     for t in [x / 100 for x in range(5, 100)]:
         if t < span_floor:
             continue
-        f1 = char_prf([pred_spans(s, t) for s in news], [s.gold_all for s in news])["f1"]
+        f1 = char_prf([pred_spans(s, t, gate) for s in news], [s.gold_all for s in news])["f1"]
         if f1 > best_s[0]:
             best_s = (f1, t)
     span_thr = max(best_s[1], span_floor)
     return {"threshold": round(thr, 4), "span_threshold": round(span_thr, 4),
-            "clean_flag_floor": floor_thr, "clean_span_floor": span_floor}
+            "span_gate": round(gate, 4), "clean_flag_floor": floor_thr, "clean_span_floor": span_floor}
 
 
 def fit_platt(feats: Sequence[tuple[float, float]], labels: Sequence[int], use_any: bool = True,

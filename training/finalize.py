@@ -49,20 +49,21 @@ def log(msg: str) -> None:
 def recalibrate(scored: list[Scored], a: float, b: float, c: float) -> None:
     """Exact: the record score is the max over its passages of sigmoid(a*garbled + c*any_major + b)."""
     for s in scored:
-        zs = [a * g + c * m + b for g, m in s.passage_logits if g != -math.inf]
-        z = max(zs, default=-100.0)
-        s.score = 1 / (1 + math.exp(-z)) if z > -60 else 0.0
+        zs = [a * g + c * m + b if g != -math.inf else -100.0 for g, m in s.passage_logits]
+        s.passage_scores = [1 / (1 + math.exp(-z)) if z > -60 else 0.0 for z in zs]
+        s.score = max(s.passage_scores, default=0.0)
 
 
-def measure(name: str, scored: list[Scored], thr: float, span_thr: float) -> dict[str, Any]:
+def measure(name: str, scored: list[Scored], thr: float, span_thr: float, gate: float) -> dict[str, Any]:
     m: dict[str, Any] = {"set": name, "n": len(scored)}
     m.update(segment_metrics(scored, thr))
-    m.update(span_metrics(scored, span_thr))
+    m.update(span_metrics(scored, span_thr, gate))
     return m
 
 
 def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limit: int = 0,
-             use_any: bool = True, max_flag: float = 0.02, max_span: float = 0.01) -> Path:
+             use_any: bool = True, max_flag: float = 0.02, max_span: float = 0.05, span_scope: str = "flagged",
+             version: str | None = None) -> Path:
     det = Detector.load(model_dir)
     t0 = time.time()
     results: dict[str, list[Scored]] = {}
@@ -82,12 +83,12 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f}")
     for sc in list(results.values()) + [clean, test_clean]:
         recalibrate(sc, a, b, c)
-    th = choose_thresholds(news, clean, max_flag=max_flag, max_span=max_span)
-    thr, span_thr = th["threshold"], th["span_threshold"]
+    th = choose_thresholds(news, clean, max_flag=max_flag, max_span=max_span, span_scope=span_scope)
+    thr, span_thr, gate = th["threshold"], th["span_threshold"], th["span_gate"]
     log(f"thresholds {th}")
-    metrics = {name: measure(name, sc, thr, span_thr) for name, sc in results.items()}
-    metrics["val_clean"] = {"set": "val_clean", **clean_metrics(clean, thr, span_thr)}
-    metrics["test_clean"] = {"set": "test_clean", **clean_metrics(test_clean, thr, span_thr)}
+    metrics = {name: measure(name, sc, thr, span_thr, gate) for name, sc in results.items()}
+    metrics["val_clean"] = {"set": "val_clean", **clean_metrics(clean, thr, span_thr, gate)}
+    metrics["test_clean"] = {"set": "test_clean", **clean_metrics(test_clean, thr, span_thr, gate)}
     for name, sc in (("val_clean", clean), ("test_clean", test_clean)):
         by_src: dict[str, list[Scored]] = {}
         rows = clean_rows if name == "val_clean" else None
@@ -95,11 +96,12 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
             for r, s in zip(rows, sc):
                 by_src.setdefault(r["source"], []).append(s)
             metrics[name]["per_source_flag_rate"] = {
-                k: round(clean_metrics(v, thr, span_thr)["clean_flag_rate"], 4) for k, v in sorted(by_src.items())}
+                k: round(clean_metrics(v, thr, span_thr, gate)["clean_flag_rate"], 4) for k, v in sorted(by_src.items())}
     # seed article
-    det.threshold, det.span_threshold = thr, span_thr
+    det.threshold, det.span_threshold, det.span_scope = thr, span_thr, span_scope
     det.config = det.config.__class__.from_dict({**det.config.raw, "calibration": {"a": a, "b": b, "c": c},
-                                                 "threshold": thr, "span_threshold": span_thr})
+                                                 "threshold": thr, "span_threshold": span_thr,
+                                                 "span_scope": span_scope})
     seed_text = (seed_dir / "russia-china-article.txt").read_text(encoding="utf-8")
     gold = json.loads((seed_dir / "russia-china-article.gold.json").read_text(encoding="utf-8"))
     d = det.detect(seed_text)
@@ -110,7 +112,9 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     log(f"seed article: {json.dumps(rule)}")
     # write the model folder
     cfg = json.loads((model_dir / "config.json").read_text())
-    cfg.update({"threshold": thr, "span_threshold": span_thr, "calibration": {"a": round(a, 6), "b": round(b, 6),
+    if version:
+        cfg["version"] = version
+    cfg.update({"threshold": thr, "span_threshold": span_thr, "span_scope": span_scope, "calibration": {"a": round(a, 6), "b": round(b, 6),
                                                                               "c": round(c, 6)}})
     out = out_root / cfg["name"]
     if out.exists():
@@ -121,7 +125,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
             shutil.copy(model_dir / f, out / f)
     (out / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
     history = json.loads((model_dir / "train_history.json").read_text())
-    th.update({"max_flag": max_flag, "max_span": max_span})
+    th.update({"max_flag": max_flag, "max_span": max_span, "span_scope": span_scope})
     full = {"thresholds": th, "calibration": {"a": a, "b": b, "c": c}, "metrics": metrics, "seed_article": seed,
             "train_history": history["history"], "train_seconds": history["seconds"],
             "finalize_seconds": round(time.time() - t0)}
@@ -173,6 +177,7 @@ Finds garbled machine-translated passages in English text, monolingually (no sou
 - Thresholds (chosen on val_news + val_clean only): passage flag `{cfg['threshold']}`, span
   `{cfg['span_threshold']}` (best strict F1 / span F1 on val_news subject to at most {full['thresholds']['max_flag'] * 100:.0f}% of clean
   English records flagged and at most {full['thresholds']['max_span'] * 100:.0f}% carrying a span).
+- Span scope `{cfg.get('span_scope', 'all')}`: {'spans are reported only inside flagged passages, as runs of tokens whose fluency probability is at least the span threshold' if cfg.get('span_scope') == 'flagged' else 'spans are runs of tokens whose fluency probability is at least the span threshold, anywhere in the text'}.
 
 ## Training
 
@@ -248,14 +253,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--max-clean-flag-rate", type=float, default=0.02)
-    ap.add_argument("--max-clean-span-rate", type=float, default=0.01,
-                    help="at most this share of val_clean records may carry a span (precision first)")
+    ap.add_argument("--max-clean-span-rate", type=float, default=0.05,
+                    help="at most this share of val_clean records may carry a span")
+    ap.add_argument("--span-scope", choices=["flagged", "all"], default="flagged",
+                    help="report spans only inside flagged passages (default) or anywhere")
+    ap.add_argument("--version", help="model version to write (default: the training config's)")
     ap.add_argument("--no-any-major", action="store_true", help="calibrate on the garbled logit alone")
     ap.add_argument("--limit", type=int, default=0, help="score at most N records per set (smoke runs)")
     ap.add_argument("--examples", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "examples")
     args = ap.parse_args(argv)
     finalize(args.model, args.corpus, args.out, args.examples, args.limit, not args.no_any_major,
-             args.max_clean_flag_rate, args.max_clean_span_rate)
+             args.max_clean_flag_rate, args.max_clean_span_rate, args.span_scope, args.version)
     return 0
 
 

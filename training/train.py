@@ -79,6 +79,8 @@ class ExampleBuilder:
         # Off in the shipped 1.0.0 config (those passages were ignored, which lets passage scores spill over to
         # fluent neighbours of an artifact); the next training run should switch it on.
         self.clean_synthetic_passages = cfg.get("clean_synthetic_passages", False)
+        # Ablation: one "bad" token class and "any major error" as the passage target (no fluency/accuracy split).
+        self.one_class = cfg.get("one_class", False)
         self.cls = tok.token_to_id("[CLS]")
         self.sep = tok.token_to_id("[SEP]")
 
@@ -125,7 +127,9 @@ class ExampleBuilder:
         label = rec["label"]
         flu_p = [s for s in in_p if s["category"] == "fluency"]
         major_p = [s for s in in_p if s["severity"] == "major"]
-        if any(s["severity"] == "major" for s in flu_p):
+        if self.one_class:
+            y_g = 1.0 if major_p else 0.0 if label == "clean" else math.nan
+        elif any(s["severity"] == "major" for s in flu_p):
             y_g = 1.0
         elif label == "clean" or (self.clean_synthetic_passages and rec.get("synthetic") and not in_p):
             y_g = 0.0
@@ -180,7 +184,7 @@ def batches(examples: list[Example], batch_size: int, rng: random.Random) -> lis
     return out
 
 
-def collate(batch: list[Example]) -> dict[str, torch.Tensor]:
+def collate(batch: list[Example], one_class: bool = False) -> dict[str, torch.Tensor]:
     L = max(len(e.ids) for e in batch)
     B = len(batch)
     ids = torch.zeros((B, L), dtype=torch.long)
@@ -198,6 +202,8 @@ def collate(batch: list[Example]) -> dict[str, torch.Tensor]:
         target[i, e.target[0] : e.target[1]] = 1
         codes = torch.tensor(e.codes)
         tcls[i, :n] = codes % 3
+        if one_class:
+            tcls[i, :n] = (codes % 3).clamp(max=1)  # accuracy -> the one "bad" class
         tw[i, :n] = torch.tensor([WEIGHTS[c // 3] for c in e.codes])
     return {"ids": ids, "shapes": shapes, "mask": mask, "target": target, "tcls": tcls, "tw": tw, "y": y}
 
@@ -221,6 +227,10 @@ def init_model(cfg: dict) -> tuple[SpanDetector, Any, dict]:
     pre = AutoModel.from_pretrained(str(base))
     missing, unexpected = model.bert.load_state_dict(pre.state_dict(), strict=False)
     log(f"loaded {base.name}: missing {len(missing)} unexpected {len(unexpected)}")
+    if not cfg.get("use_shape", True):  # ablation: case-blind (uncased input only); the embedding stays zero
+        with torch.no_grad():
+            model.shape_emb.weight.zero_()
+        model.shape_emb.weight.requires_grad_(False)
     tok = Tokenizer.from_file(str(base / "tokenizer.json"))
     tok.no_truncation()
     tok.no_padding()
@@ -291,7 +301,7 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
         run_loss = 0.0
         bl = batches(ex, cfg["batch_size"], rng)
         for bi, b in enumerate(bl):
-            t = collate(b)
+            t = collate(b, builder.one_class)
             tok_logits, pas_logits = model(t["ids"], t["shapes"], t["mask"], t["target"])
             ce = torch.nn.functional.cross_entropy(tok_logits.reshape(-1, 3), t["tcls"].reshape(-1),
                                                    weight=class_w, reduction="none")
