@@ -41,8 +41,8 @@ class Detector:
         self.checksum = checksum
         self.threshold = config.threshold
         self.span_threshold = config.span_threshold
-        #: "flagged": spans are reported only inside passages at or above ``threshold``; "all": anywhere.
-        self.span_scope = config.span_scope
+        #: spans are reported only inside passages whose probability is at least this (0: anywhere)
+        self.span_gate = config.span_gate
         self._cls = tokenizer.token_to_id("[CLS]")
         self._sep = tokenizer.token_to_id("[SEP]")
         self._pad = tokenizer.token_to_id("[PAD]") or 0
@@ -154,14 +154,14 @@ class Detector:
         for p, logits in zip(st.pieces, st.passage_logit):
             s = self._calibrated(logits)
             passages.append(Passage(p.start, p.end, text[p.start : p.end], s, s >= self.threshold))
-        offs = [o for row in st.token_offsets for o in row]
         rows = st.token_probs
-        if self.span_scope == "flagged":
-            rows = [r if p.flagged else [(0.0, 0.0)] * len(r) for r, p in zip(rows, passages)]
-        probs = [p for row in rows for p in row]
-        spans = _spans(text, offs, [p[0] for p in probs], self.span_threshold, "fluency")
+        if self.span_gate > 0.0:
+            rows = [r if p.score >= self.span_gate else [(0.0, 0.0)] * len(r) for r, p in zip(rows, passages)]
+        spans = _passage_spans(text, st.token_offsets, [[p[0] for p in r] for r in rows], self.span_threshold,
+                               "fluency")
         if self.config.accuracy_span_threshold <= 1.0:
-            acc = _spans(text, offs, [p[1] for p in probs], self.config.accuracy_span_threshold, "accuracy")
+            acc = _passage_spans(text, st.token_offsets, [[p[1] for p in r] for r in rows],
+                                 self.config.accuracy_span_threshold, "accuracy")
             spans = sorted(spans + [a for a in acc if all(a.end <= f.start or a.start >= f.end for f in spans)],
                            key=lambda s: s.start)
         score = max((p.score for p in passages), default=0.0)
@@ -172,8 +172,14 @@ class Detector:
         c = self.config
         return {"name": c.name, "version": c.version, "path": str(self.path) if self.path else None,
                 "base_model": c.base_model, "checksum": self.checksum, "threshold": self.threshold,
-                "span_threshold": self.span_threshold, "span_scope": self.span_scope, "max_length": c.max_length,
+                "span_threshold": self.span_threshold, "span_gate": self.span_gate, "max_length": c.max_length,
                 "context_tokens": c.context_tokens}
+
+
+def _passage_spans(text: str, offs: Sequence[Sequence[tuple[int, int]]], probs: Sequence[Sequence[float]], thr: float,
+                   category: str) -> list[Span]:
+    """Spans found passage by passage, so that no span crosses a passage boundary."""
+    return [sp for o, p in zip(offs, probs) for sp in _spans(text, list(o), list(p), thr, category)]
 
 
 def _spans(text: str, offs: list[tuple[int, int]], probs: list[float], thr: float, category: str) -> list[Span]:

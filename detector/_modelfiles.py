@@ -79,7 +79,7 @@ class ModelConfig:
     threshold: float
     span_threshold: float
     accuracy_span_threshold: float
-    span_scope: str  # "flagged": spans only inside flagged passages; "all": anywhere
+    span_gate: float  # spans are reported only inside passages scored at least this (0: anywhere)
     calibration: tuple[float, float, float]  # p = sigmoid(a * garbled_logit + c * any_major_logit + b)
     bert: dict[str, Any]
     raw: dict[str, Any]
@@ -97,7 +97,7 @@ class ModelConfig:
                 threshold=float(d["threshold"]),
                 span_threshold=float(d["span_threshold"]),
                 accuracy_span_threshold=float(d.get("accuracy_span_threshold", 1.01)),
-                span_scope=_scope(d.get("span_scope", "all")),
+                span_gate=_unit("span_gate", d.get("span_gate", 0.0)),
                 calibration=(float(cal["a"]), float(cal["b"]), float(cal.get("c", 0.0))),
                 bert=dict(d["bert"]),
                 raw=d,
@@ -106,10 +106,11 @@ class ModelConfig:
             raise ModelError(f"config.json is missing or has a bad field: {e}") from e
 
 
-def _scope(v: Any) -> str:
-    if v not in ("all", "flagged"):
-        raise ValueError(f"span_scope must be 'all' or 'flagged', not {v!r}")
-    return str(v)
+def _unit(name: str, v: Any) -> float:
+    x = float(v)
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, not {v!r}")
+    return x
 
 
 def read_config(folder: Path) -> ModelConfig:

@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="output format (default: pretty on a terminal, jsonl otherwise)")
     sc.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
     sc.add_argument("--span-threshold", type=float, help="span threshold (default: the model's)")
+    sc.add_argument("--span-gate", type=float,
+                    help="report spans only in passages scored at least this; 0: anywhere (default: the model's)")
     sc.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     sc.add_argument("--model", type=Path, help="model folder (default: the shipped model or $MTDETECT_MODEL)")
     sc.add_argument("--encoding", default="utf-8", help="input encoding (default utf-8)")
@@ -67,7 +69,7 @@ def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         return
     if a.batch_size < 1:
         ap.error("--batch-size must be at least 1")
-    for name in ("threshold", "span_threshold"):
+    for name in ("threshold", "span_threshold", "span_gate"):
         v = getattr(a, name)
         if v is not None and not 0.0 <= v <= 1.0:
             ap.error(f"--{name.replace('_', '-')} must be between 0 and 1")
@@ -224,6 +226,8 @@ def _score(a: argparse.Namespace) -> int:
         det.threshold = a.threshold
     if a.span_threshold is not None:
         det.span_threshold = a.span_threshold
+    if a.span_gate is not None:
+        det.span_gate = a.span_gate
     stats = ReadStats()
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     any_flag = False

@@ -117,33 +117,32 @@ def test_span_offsets_slice_the_input(tiny_detector: Detector, text: str) -> Non
         assert text[p.start : p.end] == p.text
 
 
-@pytest.mark.parametrize("scope", ["all", "flagged"])
-def test_span_scope(tiny_detector: Detector, scope: str) -> None:
+@pytest.mark.parametrize("gated", [False, True], ids=["no-gate", "gate"])
+def test_span_gate(tiny_detector: Detector, gated: bool) -> None:
     text = "The first sentence is here. A second one follows it. And then a third one ends the text."
-    old = (tiny_detector.threshold, tiny_detector.span_threshold, tiny_detector.span_scope)
+    old = (tiny_detector.span_threshold, tiny_detector.span_gate)
     try:
         tiny_detector.span_threshold = 1e-9  # every token of an eligible passage is in a span
-        tiny_detector.threshold = max(p.score for p in tiny_detector.detect(text).passages)  # only the top flagged
-        tiny_detector.span_scope = scope
+        top = max(p.score for p in tiny_detector.detect(text).passages)
+        tiny_detector.span_gate = top if gated else 0.0  # gate: only the top passage may carry spans
         d = tiny_detector.detect(text)
     finally:
-        tiny_detector.threshold, tiny_detector.span_threshold, tiny_detector.span_scope = old
-    flagged = [p for p in d.passages if p.flagged]
-    assert len(d.passages) == 3 and len(flagged) >= 1 and d.spans
-    inside = [any(p.start <= s.start and s.end <= p.end for p in flagged) for s in d.spans]
-    if scope == "flagged":
-        assert all(inside)
-    else:
-        assert sum(e - s for s, e in ((x.start, x.end) for x in d.spans)) > sum(p.end - p.start for p in flagged)
+        tiny_detector.span_threshold, tiny_detector.span_gate = old
+    eligible = [p for p in d.passages if p.score >= top]
+    assert len(d.passages) == 3 and eligible and d.spans
+    for s in d.spans:  # spans never cross a passage boundary
+        assert any(p.start <= s.start and s.end <= p.end for p in d.passages), s
+    inside = [any(p.start <= s.start and s.end <= p.end for p in eligible) for s in d.spans]
+    assert all(inside) if gated else not all(inside)
 
 
-def test_bad_span_scope_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_bad_span_gate_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(tiny_model_dir, bad)
     cfg = json.loads((bad / "config.json").read_text())
-    cfg["span_scope"] = "everywhere"
+    cfg["span_gate"] = 1.5
     (bad / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ModelError, match="span_scope"):
+    with pytest.raises(ModelError, match="span_gate"):
         Detector.load(bad, verify=False)
 
 

@@ -184,8 +184,9 @@ def test_bad_model_path_exit_3(run, tmp_path: Path, jsonl: Path) -> None:  # typ
     assert code == 3 and "model error" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args", [["score", "--batch-size", "0"], ["score", "--threshold", "2"], ["bogus"], []],
-                         ids=["batch-size", "threshold", "unknown-command", "no-command"])
+@pytest.mark.parametrize("args", [["score", "--batch-size", "0"], ["score", "--threshold", "2"],
+                                  ["score", "--span-gate", "-0.5"], ["bogus"], []],
+                         ids=["batch-size", "threshold", "span-gate", "unknown-command", "no-command"])
 def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(args)
@@ -247,6 +248,15 @@ def test_large_plain_text_is_streamed_in_blocks(run, tmp_path: Path, monkeypatch
     assert item["spans"] and item["spans"][-1]["end"] > len(text) - 10
     for s in item["spans"]:
         assert text[s["start"] : s["end"]] == s["text"]
+
+
+@pytest.mark.parametrize("gate", ["0", "1"])
+def test_span_gate_option(run, tmp_path: Path, gate: str) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "t.txt"
+    p.write_text("A first sentence here. A second sentence follows.\n", encoding="utf-8")
+    code, out, _ = run(["score", "--format", "json", "--span-threshold", "0.000001", "--span-gate", gate, str(p)])
+    spans = json.loads(out)[0]["spans"]
+    assert code in (0, 1) and (bool(spans) if gate == "0" else spans == [])
 
 
 def test_non_english_record_is_marked_on_stderr(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from detector._detector import Detector, _spans
+from detector._detector import Detector, _passage_spans
 from detector._metrics import auprc, auroc, char_prf, ece, word_mcc
 
 
@@ -67,8 +67,18 @@ def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) 
     return out
 
 
-def pred_spans(s: Scored, thr: float, gate: float = 0.0) -> list[tuple[int, int]]:
-    return [(x.start, x.end) for x in _spans(s.text, s.offs, gated(s, gate), thr, "fluency")]
+def by_passage(s: Scored, values: Sequence[Any]) -> list[list[Any]]:
+    """Split a per-token list of a record into one list per passage (tokens are stored passage by passage)."""
+    out: list[list[Any]] = [[] for _ in s.passage_scores]
+    for v, k in zip(values, s.tok_passage):
+        out[k].append(v)
+    return out
+
+
+def pred_spans(s: Scored, thr: float, gate: float = 0.0, probs: Sequence[float] | None = None) -> list[tuple[int, int]]:
+    """Predicted spans of a record (fluency probabilities unless ``probs`` is given), passage by passage."""
+    p = gated(s, gate) if probs is None else probs
+    return [(x.start, x.end) for x in _passage_spans(s.text, by_passage(s, s.offs), by_passage(s, p), thr, "fluency")]
 
 
 def segment_metrics(scored: Sequence[Scored], threshold: float) -> dict[str, float]:
@@ -114,10 +124,13 @@ def clean_metrics(scored: Sequence[Scored], threshold: float, span_thr: float, g
 
 
 def choose_thresholds(news: Sequence[Scored], clean: Sequence[Scored], max_flag: float = 0.02,
-                      max_span: float = 0.02, span_scope: str = "all") -> dict[str, Any]:
+                      max_span: float = 0.02, gates: Sequence[float] = (0.0,),
+                      accept: Callable[[float, float, float], bool] | None = None) -> dict[str, Any]:
     """Passage threshold: best strict-vs-clean F1 on news with <= max_flag of clean English flagged.
     Span threshold: best character F1 (all spans) on news with <= max_span of clean passages carrying a span;
-    with span_scope "flagged" spans count only inside passages at or above the passage threshold."""
+    span threshold and span gate (spans only inside passages scored >= gate) are searched together over ``gates``.
+    ``accept(threshold, span_threshold, gate)``, when given, must also hold (e.g. an acceptance example passes);
+    when no setting satisfies it, the best setting without it is returned with ``accepted`` = 0."""
     clean_scores = sorted(s.score for s in clean)
     k = int(math.floor((1 - max_flag) * len(clean_scores)))
     floor_thr = clean_scores[min(k, len(clean_scores) - 1)] + 1e-6 if clean_scores else 0.5
@@ -133,20 +146,28 @@ def choose_thresholds(news: Sequence[Scored], clean: Sequence[Scored], max_flag:
         if f1 > best[0]:
             best = (f1, t)
     thr = max(best[1], floor_thr)
-    gate = thr if span_scope == "flagged" else 0.0
-    peaks = sorted(max(gated(s, gate), default=0.0) for s in clean)
-    k = int(math.floor((1 - max_span) * len(peaks)))
-    span_floor = peaks[min(k, len(peaks) - 1)] + 1e-6 if peaks else 0.5
-    best_s = (-1.0, 0.5)
-    for t in [x / 100 for x in range(5, 100)]:
-        if t < span_floor:
-            continue
-        f1 = char_prf([pred_spans(s, t, gate) for s in news], [s.gold_all for s in news])["f1"]
-        if f1 > best_s[0]:
-            best_s = (f1, t)
-    span_thr = max(best_s[1], span_floor)
-    return {"threshold": round(thr, 4), "span_threshold": round(span_thr, 4),
-            "span_gate": round(gate, 4), "clean_flag_floor": floor_thr, "clean_span_floor": span_floor}
+    grid = [x / 100 for x in range(5, 51)]
+    found: dict[bool, tuple[float, float, float]] = {}  # accepted? -> (f1, span threshold, gate)
+    floors = {}
+    for gate in gates:
+        peaks = sorted(max(gated(s, gate), default=0.0) for s in clean)
+        k = int(math.floor((1 - max_span) * len(peaks)))
+        span_floor = peaks[min(k, len(peaks) - 1)] + 1e-6 if peaks else 0.5
+        floors[gate] = span_floor
+        for t in grid:
+            if t < span_floor:
+                continue
+            ok = accept is None or accept(thr, t, gate)
+            if not ok and True in found:
+                continue  # the fallback is only needed while nothing is accepted
+            f1 = char_prf([pred_spans(s, t, gate) for s in news], [s.gold_all for s in news])["f1"]
+            if f1 > found.get(ok, (-1.0, 0.0, 0.0))[0]:
+                found[ok] = (f1, t, gate)
+    accepted = True in found
+    f1, span_thr, gate = found[True] if accepted else found.get(False, (0.0, 0.5, 0.0))
+    span_thr = max(span_thr, floors.get(gate, 0.0))
+    return {"threshold": round(thr, 4), "span_threshold": round(span_thr, 4), "span_gate": round(gate, 4),
+            "accepted": float(accepted), "clean_flag_floor": floor_thr, "clean_span_floor": floors.get(gate, 0.0)}
 
 
 def fit_platt(feats: Sequence[tuple[float, float]], labels: Sequence[int], use_any: bool = True,
