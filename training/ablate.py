@@ -91,6 +91,28 @@ def trained_variant(model_dir: Path, news: list[dict], clean: list[dict]) -> dic
             "minutes": round(hist.get("seconds", 0) / 60)}
 
 
+def length_section(det: Detector, news: list[dict]) -> list[str]:
+    """How much of the strict-vs-clean ranking on val_news is segment length: token count alone, and the model's
+    AUROC inside length quartiles."""
+    from detector._metrics import auroc
+
+    sn = [s for s in score_records(det, news) if s.label in ("strict", "clean")]
+    n_tok = [len(s.p_flu) for s in sn]
+    ys = [1 if s.label == "strict" else 0 for s in sn]
+    qs = sorted(n_tok)
+    edges = [qs[int(q * (len(qs) - 1))] for q in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    lines = ["## Segment length (val_news, strict vs clean)", "",
+             f"Token count alone: AUROC {auroc([float(x) for x in n_tok], ys):.3f}; the model: "
+             f"{auroc([s.score for s in sn], ys):.3f}.", "",
+             "| tokens | records | strict | model AUROC inside the quartile |", "|---|---|---|---|"]
+    for i in range(4):
+        idx = [k for k, x in enumerate(n_tok) if edges[i] <= x <= edges[i + 1] and (i == 0 or x > edges[i])]
+        y = [ys[k] for k in idx]
+        lines.append(f"| {edges[i]}-{edges[i + 1]} | {len(idx)} | {sum(y)} | "
+                     f"{auroc([sn[k].score for k in idx], y):.3f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True)
@@ -100,11 +122,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, nargs="*", default=[], help="metrics.json of finalized training runs")
     ap.add_argument("--trained", nargs="*", default=[], metavar="NAME=DIR",
                     help="separately trained variants (exported model folders) to calibrate and compare")
+    ap.add_argument("--length-only", action="store_true", help="only (re)write the segment-length section")
     ap.add_argument("--trained-only", action="store_true", help="print the --trained variants as JSON lines only")
     ap.add_argument("--insert-only", action="store_true",
                     help="only copy an existing --out table into the model card (and refresh SHA256SUMS)")
     args = ap.parse_args(argv)
     if args.insert_only:
+        insert_into_card(args.model, args.out)
+        return 0
+    if args.length_only:
+        det = Detector.load(args.model)
+        section = "\n".join(length_section(det, read_records(args.corpus / "val_news.jsonl"))) + "\n"
+        old = args.out.read_text(encoding="utf-8") if args.out.exists() else "# Ablations\n"
+        if "\n## Segment length" in old:
+            head, rest = old.split("\n## Segment length", 1)
+            tail = rest[rest.index("\n## ", 1):] if "\n## " in rest[1:] else "\n"
+            old = head + tail
+        args.out.write_text(old.rstrip("\n") + "\n\n" + section, encoding="utf-8")
         insert_into_card(args.model, args.out)
         return 0
     if args.trained_only:
@@ -162,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {p.parent.name} ({p}) | {len(m['train_history'])} | {best['epoch']} | "
                          f"{f(v['auroc_strict'])} | {f(v['auroc_broad'])} | {f(v['span_f1_all'])} | "
                          f"{f(c['clean_flag_rate'])} | {f(c['clean_span_rate'])} | {m['seed_article']['passed']} |")
+    lines += [""] + length_section(base, news)
     if args.trained:
         tcols = ["epochs", "minutes", "auroc_strict", "auroc_broad", "span_f1_all", "clean_flag_rate",
                  "clean_span_rate", "seed_passed", "seed_other"]
