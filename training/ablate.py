@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, nargs="*", default=[], help="metrics.json of finalized training runs")
     ap.add_argument("--trained", nargs="*", default=[], metavar="NAME=DIR",
                     help="separately trained variants (exported model folders) to calibrate and compare")
+    ap.add_argument("--keep-trained", action="store_true",
+                    help="keep the training-time variants table of the existing --out file (those rows do not depend"
+                         " on --model) instead of re-measuring them")
     ap.add_argument("--length-only", action="store_true", help="only (re)write the segment-length section")
     ap.add_argument("--trained-only", action="store_true", help="print the --trained variants as JSON lines only")
     ap.add_argument("--insert-only", action="store_true",
@@ -211,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             log_line = f"| {name} (`{d}`) | " + " | ".join(f(r[c]) for c in tcols) + " |"
             print(log_line, file=sys.stderr, flush=True)
             lines.append(log_line)
+    if args.keep_trained and not args.trained and args.out.exists():
+        old = args.out.read_text(encoding="utf-8")
+        if "\n## Training-time variants" in old:  # rows measured earlier on separately trained models
+            kept = "## Training-time variants" + old.split("\n## Training-time variants", 1)[1]
+            lines += ["", kept.split("\n## ", 1)[0].rstrip("\n")]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     insert_into_card(args.model, args.out)
