@@ -160,8 +160,6 @@ VERSIONS = {
     "1.0.0": "first trained model; spans anywhere at span threshold 0.21",
     "1.1.0": "same weights as 1.0.0 (same training run); span gate and span threshold searched together, spans"
              " split at passage boundaries",
-    "1.2.0": "retrained for one epoch with clean labels for the span-free passages of corrupted synthetic windows"
-             " (training/configs/minilm_shape_v12.yaml); same span rule as 1.1.0",
 }
 
 
