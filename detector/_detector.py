@@ -179,10 +179,11 @@ class Detector:
 def _passage_spans(text: str, offs: Sequence[Sequence[tuple[int, int]]], probs: Sequence[Sequence[float]], thr: float,
                    category: str) -> list[Span]:
     """Spans found passage by passage, so that no span crosses a passage boundary."""
-    return [sp for o, p in zip(offs, probs) for sp in _spans(text, list(o), list(p), thr, category)]
+    return [sp for o, p in zip(offs, probs) for sp in _spans(text, o, p, thr, category)]
 
 
-def _spans(text: str, offs: list[tuple[int, int]], probs: list[float], thr: float, category: str) -> list[Span]:
+def _spans(text: str, offs: Sequence[tuple[int, int]], probs: Sequence[float], thr: float,
+           category: str) -> list[Span]:
     """Runs of consecutive tokens at or above ``thr``, widened to whole words."""
     out: list[Span] = []
     i = 0

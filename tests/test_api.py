@@ -136,12 +136,17 @@ def test_span_gate(tiny_detector: Detector, gated: bool) -> None:
     assert all(inside) if gated else not all(inside)
 
 
+def _copy_with_config(src: Path, dst: Path, **changes: object) -> Path:
+    """A copy of a model folder whose config.json has ``changes`` applied (SHA256SUMS left as it was)."""
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg.update(changes)
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
 def test_bad_span_gate_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "bad"
-    shutil.copytree(tiny_model_dir, bad)
-    cfg = json.loads((bad / "config.json").read_text())
-    cfg["span_gate"] = 1.5
-    (bad / "config.json").write_text(json.dumps(cfg))
+    bad = _copy_with_config(tiny_model_dir, tmp_path / "bad", span_gate=1.5)
     with pytest.raises(ModelError, match="span_gate"):
         Detector.load(bad, verify=False)
 
@@ -155,11 +160,7 @@ def test_distilbert_encoder_loads_and_scores(tiny_distilbert_dir: Path) -> None:
 
 
 def test_checksum_mismatch_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "bad"
-    shutil.copytree(tiny_model_dir, bad)
-    cfg = json.loads((bad / "config.json").read_text())
-    cfg["threshold"] = 0.1
-    (bad / "config.json").write_text(json.dumps(cfg))
+    bad = _copy_with_config(tiny_model_dir, tmp_path / "bad", threshold=0.1)
     with pytest.raises(ModelError, match="checksum"):
         Detector.load(bad)
     assert Detector.load(bad, verify=False).threshold == 0.1

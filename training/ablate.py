@@ -13,6 +13,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,32 +22,21 @@ import torch
 from detector._detector import Detector
 from detector._metrics import char_prf, gold_rule
 
-from .evaluate import (
-    choose_thresholds,
-    clean_metrics,
-    fit_platt,
-    pred_spans,
-    score_records,
-    segment_metrics,
-    span_metrics,
-)
+from .evaluate import clean_metrics, gated, pred_spans, score_records, segment_metrics, span_metrics
+from .finalize import choose_settings, load_seed
 from .records import read_records
-
-SEED = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
 
 def run_variant(det: Detector, news: list[dict], clean: list[dict], mode: str, span_thr: float) -> dict[str, Any]:
-    """Segment and span metrics of one variant; spans obey the model's span scope (flagged passages only or all)."""
-    text = (SEED / "russia-china-article.txt").read_text(encoding="utf-8")
-    gold = json.loads((SEED / "russia-china-article.gold.json").read_text(encoding="utf-8"))
+    """Segment and span metrics of one variant; spans only inside passages scored at least the model's span gate."""
+    text, gold = load_seed()
     sn = score_records(det, news)
     sc = score_records(det, clean)
     seed_s = score_records(det, [{"text": text, "label": "strict", "spans": []}])[0]
-    gate = det.span_gate
 
-    def probs(s: Any) -> list[float]:
+    def probs(s: Any) -> Sequence[float]:
         raw = s.p_flu if mode == "fluency" else [a + b for a, b in zip(s.p_flu, s.p_acc)]
-        return [p if s.passage_scores[k] >= gate else 0.0 for p, k in zip(raw, s.tok_passage)]
+        return gated(s, det.span_gate, raw)
 
     def spans(s: Any, t: float) -> list[tuple[int, int]]:
         return pred_spans(s, t, probs=probs(s))
@@ -66,24 +56,14 @@ def run_variant(det: Detector, news: list[dict], clean: list[dict], mode: str, s
 
 def trained_variant(model_dir: Path, news: list[dict], clean: list[dict]) -> dict[str, Any]:
     """A separately trained model, calibrated and thresholded by the finalize rules on the same data."""
-    from .finalize import gate_grid, recalibrate, seed_accepts
-
     det = Detector.load(model_dir)
-    text = (SEED / "russia-china-article.txt").read_text(encoding="utf-8")
-    gold = json.loads((SEED / "russia-china-article.gold.json").read_text(encoding="utf-8"))
+    text, gold = load_seed()
     sn, sc = score_records(det, news), score_records(det, clean)
-    seed_s = score_records(det, [{"text": text, "label": "strict", "spans": []}])
-    pairs = [((s.logit, s.logit_any), 1 if s.label == "strict" else 0) for s in sn if s.label in ("strict", "clean")]
-    a, b, c = fit_platt([x for x, _ in pairs], [y for _, y in pairs])
-    for group in (sn, sc, seed_s):
-        recalibrate(group, a, b, c)
-    th = choose_thresholds(sn, sc, max_flag=0.02, max_span=0.01, gates=gate_grid(sn, sc, 0.02),
-                           accept=seed_accepts(seed_s[0], gold))
+    _, th, s0 = choose_settings(det, sn, sc, [], text, gold, max_flag=0.02, max_span=0.01)
     thr, span_thr, gate = th["threshold"], th["span_threshold"], th["span_gate"]
     m = segment_metrics(sn, thr)
     m.update(span_metrics(sn, span_thr, gate))
     m.update(clean_metrics(sc, thr, span_thr, gate))
-    s0 = seed_s[0]
     seed = gold_rule(text, gold, pred_spans(s0, span_thr, gate))
     hist = json.loads((model_dir / "train_history.json").read_text()) if (model_dir / "train_history.json").exists() else {}
     return {**m, "seed_passed": seed["passed"], "seed_must_hit": sum(seed["must_flag_hit"].values()),

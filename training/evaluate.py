@@ -22,18 +22,20 @@ class Scored:
     logit: float  # garbled logit, max over passages
     logit_any: float  # any-major logit, max over passages
     passage_logits: list[tuple[float, float]]
-    offs: list[tuple[int, int]]
-    p_flu: list[float]
+    offs: list[list[tuple[int, int]]]  # token offsets, one list per passage
+    p_flu: list[float]  # per token, all passages in order
     p_acc: list[float]
-    tok_passage: list[int]  # passage index of every token in offs / p_flu / p_acc
+    tok_passage: list[int]  # passage index of every token in p_flu / p_acc
     passage_scores: list[float]  # calibrated probability per passage
 
 
-def gated(s: Scored, gate: float) -> list[float]:
-    """Fluency token probabilities, zeroed in passages scored below ``gate`` (0: no gating)."""
+def gated(s: Scored, gate: float, values: Sequence[float] | None = None) -> Sequence[float]:
+    """Token probabilities (fluency unless ``values`` is given), zeroed in passages scored below ``gate``
+    (0: no gating)."""
+    v = s.p_flu if values is None else values
     if gate <= 0.0:
-        return s.p_flu
-    return [p if s.passage_scores[k] >= gate else 0.0 for p, k in zip(s.p_flu, s.tok_passage)]
+        return v
+    return [p if s.passage_scores[k] >= gate else 0.0 for p, k in zip(v, s.tok_passage)]
 
 
 def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) -> list[Scored]:
@@ -57,7 +59,7 @@ def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) 
                     logit=logit if logit != -math.inf else -30.0,
                     logit_any=logit_any if logit_any != -math.inf else -30.0,
                     passage_logits=list(st.passage_logit),
-                    offs=[o for row in st.token_offsets for o in row],
+                    offs=[list(row) for row in st.token_offsets],
                     p_flu=[p[0] for row in st.token_probs for p in row],
                     p_acc=[p[1] for row in st.token_probs for p in row],
                     tok_passage=[k for k, row in enumerate(st.token_probs) for _ in row],
@@ -67,18 +69,20 @@ def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) 
     return out
 
 
-def by_passage(s: Scored, values: Sequence[Any]) -> list[list[Any]]:
+def by_passage(s: Scored, values: Sequence[Any]) -> list[Sequence[Any]]:
     """Split a per-token list of a record into one list per passage (tokens are stored passage by passage)."""
-    out: list[list[Any]] = [[] for _ in s.passage_scores]
-    for v, k in zip(values, s.tok_passage):
-        out[k].append(v)
+    out: list[Sequence[Any]] = []
+    i = 0
+    for row in s.offs:
+        out.append(values[i : i + len(row)])
+        i += len(row)
     return out
 
 
 def pred_spans(s: Scored, thr: float, gate: float = 0.0, probs: Sequence[float] | None = None) -> list[tuple[int, int]]:
     """Predicted spans of a record (fluency probabilities unless ``probs`` is given), passage by passage."""
     p = gated(s, gate) if probs is None else probs
-    return [(x.start, x.end) for x in _passage_spans(s.text, by_passage(s, s.offs), by_passage(s, p), thr, "fluency")]
+    return [(x.start, x.end) for x in _passage_spans(s.text, s.offs, by_passage(s, p), thr, "fluency")]
 
 
 def segment_metrics(scored: Sequence[Scored], threshold: float) -> dict[str, float]:

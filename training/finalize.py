@@ -56,6 +56,33 @@ def recalibrate(scored: list[Scored], a: float, b: float, c: float) -> None:
         s.score = max(s.passage_scores, default=0.0)
 
 
+SEED_DIR = Path(__file__).resolve().parents[2] / "shared" / "examples"
+
+
+def load_seed(seed_dir: Path = SEED_DIR) -> tuple[str, dict]:
+    """The seed article's text and its gold spans / pass rule."""
+    text = (seed_dir / "russia-china-article.txt").read_text(encoding="utf-8")
+    return text, json.loads((seed_dir / "russia-china-article.gold.json").read_text(encoding="utf-8"))
+
+
+def choose_settings(det: Detector, news: list[Scored], clean: list[Scored], others: list[list[Scored]],
+                    seed_text: str, gold: dict, *, use_any: bool = True, max_flag: float = 0.02,
+                    max_span: float = 0.01, gate_spans: bool = True,
+                    require_seed: bool = True) -> tuple[tuple[float, float, float], dict[str, Any], Scored]:
+    """The finalize rules: Platt calibration on val_news strict vs clean; news, clean and every set in ``others``
+    recalibrated in place; thresholds and span gate chosen on val_news + val_clean, with the seed article's gold
+    rule as a constraint when ``require_seed``. Returns (a, b, c), the thresholds and the scored seed article."""
+    pairs = [((s.logit, s.logit_any), 1 if s.label == "strict" else 0) for s in news if s.label in ("strict", "clean")]
+    a, b, c = fit_platt([x for x, _ in pairs], [y for _, y in pairs], use_any=use_any)
+    seed = score_records(det, [{"text": seed_text, "label": "strict", "spans": []}])
+    for group in [news, clean, seed, *others]:
+        recalibrate(group, a, b, c)
+    th = choose_thresholds(news, clean, max_flag=max_flag, max_span=max_span,
+                           gates=gate_grid(news, clean, max_flag) if gate_spans else (0.0,),
+                           accept=seed_accepts(seed[0], gold) if require_seed else None)
+    return (a, b, c), th, seed[0]
+
+
 def gate_grid(news: list[Scored], clean: list[Scored], max_flag: float) -> list[float]:
     """Candidate span gates: none, and every 0.01 from the clean-English flag floor up to 0.9."""
     scores = sorted(s.score for s in clean)
@@ -94,18 +121,11 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     clean = score_records(det, clean_rows)
     test_clean = score_records(det, read_records(corpus / "test_clean.jsonl", limit or 3000, seed=1))
     news = results["val_news"]
-    pairs = [((s.logit, s.logit_any), 1 if s.label == "strict" else 0) for s in news if s.label in ("strict", "clean")]
-    a, b, c = fit_platt([x for x, _ in pairs], [y for _, y in pairs], use_any=use_any)
+    seed_text, gold = load_seed(seed_dir)
+    others = [sc for name, sc in results.items() if name != "val_news"] + [test_clean]
+    (a, b, c), th, _ = choose_settings(det, news, clean, others, seed_text, gold, use_any=use_any, max_flag=max_flag,
+                                       max_span=max_span, gate_spans=gate_spans, require_seed=require_seed)
     log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f}")
-    for sc in list(results.values()) + [clean, test_clean]:
-        recalibrate(sc, a, b, c)
-    seed_text = (seed_dir / "russia-china-article.txt").read_text(encoding="utf-8")
-    gold = json.loads((seed_dir / "russia-china-article.gold.json").read_text(encoding="utf-8"))
-    seed_scored = score_records(det, [{"text": seed_text, "label": "strict", "spans": []}])
-    recalibrate(seed_scored, a, b, c)
-    th = choose_thresholds(news, clean, max_flag=max_flag, max_span=max_span,
-                           gates=gate_grid(news, clean, max_flag) if gate_spans else (0.0,),
-                           accept=seed_accepts(seed_scored[0], gold) if require_seed else None)
     thr, span_thr, gate = th["threshold"], th["span_threshold"], th["span_gate"]
     log(f"thresholds {th}")
     metrics = {name: measure(name, sc, thr, span_thr, gate) for name, sc in results.items()}
@@ -300,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", help="model version to write (default: the training config's)")
     ap.add_argument("--no-any-major", action="store_true", help="calibrate on the garbled logit alone")
     ap.add_argument("--limit", type=int, default=0, help="score at most N records per set (smoke runs)")
-    ap.add_argument("--examples", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "examples")
+    ap.add_argument("--examples", type=Path, default=SEED_DIR)
     ap.add_argument("--card-only", action="store_true",
                     help="only rewrite MODEL_CARD.md of --model (a finalized folder) from its metrics.json")
     args = ap.parse_args(argv)
