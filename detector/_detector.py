@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class Detector:
         self.span_threshold = config.span_threshold
         #: spans are reported only inside passages whose probability is at least this (0: anywhere)
         self.span_gate = config.span_gate
+        #: "fluency": spans are runs of tokens with P(fluency) >= span_threshold; "error": 1 - P(ok) instead, each
+        #: span labelled with the class (fluency or accuracy) that carries more of its probability
+        self.span_score = config.span_score
         self._cls = tokenizer.token_to_id("[CLS]")
         self._sep = tokenizer.token_to_id("[SEP]")
         self._pad = tokenizer.token_to_id("[PAD]") or 0
@@ -157,13 +160,17 @@ class Detector:
         rows = st.token_probs
         if self.span_gate > 0.0:
             rows = [r if p.score >= self.span_gate else [(0.0, 0.0)] * len(r) for r, p in zip(rows, passages)]
-        spans = _passage_spans(text, st.token_offsets, [[p[0] for p in r] for r in rows], self.span_threshold,
-                               "fluency")
-        if self.config.accuracy_span_threshold <= 1.0:
-            acc = _passage_spans(text, st.token_offsets, [[p[1] for p in r] for r in rows],
-                                 self.config.accuracy_span_threshold, "accuracy")
-            spans = sorted(spans + [a for a in acc if all(a.end <= f.start or a.start >= f.end for f in spans)],
-                           key=lambda s: s.start)
+        if self.span_score == "error":
+            spans = [sp for o, r in zip(st.token_offsets, rows)
+                     for sp in _categorised(_spans(text, o, [f + a for f, a in r], self.span_threshold, "fluency"), o, r)]
+        else:
+            spans = _passage_spans(text, st.token_offsets, [[p[0] for p in r] for r in rows], self.span_threshold,
+                                   "fluency")
+            if self.config.accuracy_span_threshold <= 1.0:
+                acc = _passage_spans(text, st.token_offsets, [[p[1] for p in r] for r in rows],
+                                     self.config.accuracy_span_threshold, "accuracy")
+                spans = sorted(spans + [a for a in acc if all(a.end <= f.start or a.start >= f.end for f in spans)],
+                               key=lambda s: s.start)
         score = max((p.score for p in passages), default=0.0)
         return Detection(score, score >= self.threshold, tuple(spans), tuple(passages))
 
@@ -172,7 +179,8 @@ class Detector:
         c = self.config
         return {"name": c.name, "version": c.version, "path": str(self.path) if self.path else None,
                 "base_model": c.base_model, "checksum": self.checksum, "threshold": self.threshold,
-                "span_threshold": self.span_threshold, "span_gate": self.span_gate, "max_length": c.max_length,
+                "span_threshold": self.span_threshold, "span_gate": self.span_gate, "span_score": self.span_score,
+                "max_length": c.max_length,
                 "context_tokens": c.context_tokens}
 
 
@@ -180,6 +188,17 @@ def _passage_spans(text: str, offs: Sequence[Sequence[tuple[int, int]]], probs: 
                    category: str) -> list[Span]:
     """Spans found passage by passage, so that no span crosses a passage boundary."""
     return [sp for o, p in zip(offs, probs) for sp in _spans(text, o, p, thr, category)]
+
+
+def _categorised(spans: list[Span], offs: Sequence[tuple[int, int]], row: Sequence[tuple[float, float]]) -> list[Span]:
+    """Label each span of a passage fluency or accuracy by which class has more probability over its tokens."""
+    toks = [(a, b, pf, pa) for (a, b), (pf, pa) in zip(offs, row)]
+    out = []
+    for sp in spans:
+        flu = sum(pf for a, b, pf, _ in toks if a < sp.end and sp.start < b)
+        acc = sum(pa for a, b, _, pa in toks if a < sp.end and sp.start < b)
+        out.append(replace(sp, category="fluency" if flu >= acc else "accuracy"))
+    return out
 
 
 def _spans(text: str, offs: Sequence[tuple[int, int]], probs: Sequence[float], thr: float,

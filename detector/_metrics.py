@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
@@ -131,7 +132,7 @@ def bootstrap_ci(
     return (lo, hi)
 
 
-def gold_rule(text: str, gold: dict, spans: Sequence[tuple[int, int]]) -> dict[str, object]:
+def gold_rule(text: str, gold: dict, spans: Sequence[tuple[int, int]]) -> dict[str, Any]:
     """The seed-article pass rule: every must_flag span overlaps a predicted span, and predicted spans outside
     the must_flag/should_flag/ignore regions touch at most one other sentence (a sentence holding no
     must_flag/should_flag text)."""

@@ -69,6 +69,9 @@ def verify_manifest(folder: Path) -> str:
     return "ok"
 
 
+SPAN_SCORES = ("fluency", "error")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -80,6 +83,7 @@ class ModelConfig:
     span_threshold: float
     accuracy_span_threshold: float
     span_gate: float  # spans are reported only inside passages scored at least this (0: anywhere)
+    span_score: str  # token value spans are cut from: "fluency" = P(fluency), "error" = 1 - P(ok)
     calibration: tuple[float, float, float]  # p = sigmoid(a * garbled_logit + c * any_major_logit + b)
     bert: dict[str, Any]
     raw: dict[str, Any]
@@ -98,12 +102,19 @@ class ModelConfig:
                 span_threshold=float(d["span_threshold"]),
                 accuracy_span_threshold=float(d.get("accuracy_span_threshold", 1.01)),
                 span_gate=_unit("span_gate", d.get("span_gate", 0.0)),
+                span_score=_choice("span_score", d.get("span_score", "fluency"), SPAN_SCORES),
                 calibration=(float(cal["a"]), float(cal["b"]), float(cal.get("c", 0.0))),
                 bert=dict(d["bert"]),
                 raw=d,
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"config.json is missing or has a bad field: {e}") from e
+
+
+def _choice(name: str, v: Any, allowed: tuple[str, ...]) -> str:
+    if v not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {v!r}")
+    return str(v)
 
 
 def _unit(name: str, v: Any) -> float:

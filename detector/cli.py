@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--span-threshold", type=float, help="span threshold (default: the model's)")
     sc.add_argument("--span-gate", type=float,
                     help="report spans only in passages scored at least this; 0: anywhere (default: the model's)")
+    sc.add_argument("--span-score", choices=["fluency", "error"],
+                    help="cut spans from P(fluency) or from the error probability 1 - P(ok) (default: the model's)")
     sc.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     sc.add_argument("--model", type=Path, help="model folder (default: the shipped model or $MTDETECT_MODEL)")
     sc.add_argument("--encoding", default="utf-8", help="input encoding (default utf-8)")
@@ -180,7 +182,8 @@ def _jsonl_line(rid: Any, d: Detection) -> str:
             "id": rid,
             "score": round(d.score, 6),
             "flagged": d.flagged,
-            "spans": [{"start": s.start, "end": s.end, "text": s.text, "score": round(s.score, 6)} for s in d.spans],
+            "spans": [{"start": s.start, "end": s.end, "text": s.text, "score": round(s.score, 6), "category": s.category}
+                      for s in d.spans],
         },
         ensure_ascii=False,
     )
@@ -195,7 +198,8 @@ def _pretty(rid: Any, text: str, d: Detection, color: bool) -> str:
         for s in sorted(d.spans, key=lambda s: -s.start):
             if s.start < p.end and p.start < s.end:  # a span may cross passages: highlight the part inside
                 a, b = max(s.start, p.start) - p.start, min(s.end, p.end) - p.start
-                hl = f"{_RED}{seg[a:b]}{_RESET}{_DIM}[{s.score:.2f}]{_RESET}" if color else f"[[{seg[a:b]}]]({s.score:.2f})"
+                tag = f"{s.score:.2f}" + (f" {s.category}" if s.category != "fluency" else "")
+                hl = f"{_RED}{seg[a:b]}{_RESET}{_DIM}[{tag}]{_RESET}" if color else f"[[{seg[a:b]}]]({tag})"
                 seg = seg[:a] + hl + seg[b:]
         out.append(f"  {p.score:.3f}  {seg}")
     return "\n".join(out)
@@ -228,6 +232,8 @@ def _score(a: argparse.Namespace) -> int:
         det.span_threshold = a.span_threshold
     if a.span_gate is not None:
         det.span_gate = a.span_gate
+    if a.span_score is not None:
+        det.span_score = a.span_score
     stats = ReadStats()
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     any_flag = False

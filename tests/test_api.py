@@ -145,10 +145,52 @@ def _copy_with_config(src: Path, dst: Path, **changes: object) -> Path:
     return dst
 
 
-def test_bad_span_gate_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
-    bad = _copy_with_config(tiny_model_dir, tmp_path / "bad", span_gate=1.5)
-    with pytest.raises(ModelError, match="span_gate"):
-        Detector.load(bad, verify=False)
+@pytest.mark.parametrize("bad", [{"span_gate": 1.5}, {"span_score": "accuracy"}], ids=["gate>1", "unknown-span-score"])
+def test_bad_span_settings_are_refused(tiny_model_dir: Path, tmp_path: Path, bad: dict) -> None:
+    folder = _copy_with_config(tiny_model_dir, tmp_path / "bad", **bad)
+    with pytest.raises(ModelError, match=next(iter(bad))):
+        Detector.load(folder, verify=False)
+
+
+def test_error_span_score_uses_both_error_classes(tiny_detector: Detector) -> None:
+    """span_score "error" cuts spans from P(fluency) + P(accuracy): at a threshold between a token's fluency
+    probability and its error probability it finds spans that "fluency" does not, each labelled by the larger class."""
+    text = "The first sentence is here. A second one follows it. And then a third one ends the text."
+    st_ = tiny_detector._prepare(text)
+    tiny_detector._run([st_], 8)
+    flu = [f for row in st_.token_probs for f, _ in row]
+    err = [f + a for row in st_.token_probs for f, a in row]
+    thr = (max(flu) + max(err)) / 2 if max(err) > max(flu) else max(flu)
+    old = (tiny_detector.span_threshold, tiny_detector.span_gate, tiny_detector.span_score)
+    try:
+        tiny_detector.span_threshold, tiny_detector.span_gate = thr, 0.0
+        tiny_detector.span_score = "fluency"
+        d_flu = tiny_detector.detect(text)
+        tiny_detector.span_score = "error"
+        d_err = tiny_detector.detect(text)
+    finally:
+        tiny_detector.span_threshold, tiny_detector.span_gate, tiny_detector.span_score = old
+    assert max(err) > max(flu)  # P(accuracy) > 0 for a softmax over three classes
+    assert not d_flu.spans and d_err.spans
+    for s in d_err.spans:
+        assert s.category in ("fluency", "accuracy") and s.score >= thr and text[s.start : s.end] == s.text
+    assert [p.score for p in d_err.passages] == [p.score for p in d_flu.passages]  # passage scores unaffected
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ([(0.6, 0.1), (0.0, 0.0), (0.1, 0.7)], [("aaa", "fluency"), ("ccc", "accuracy")]),
+        ([(0.6, 0.1), (0.1, 0.7), (0.0, 0.0)], [("aaa bbb", "accuracy")]),  # 0.7 fluency vs 0.8 accuracy
+    ],
+    ids=["two-spans", "merged-span"],
+)
+def test_span_category_follows_the_larger_class(row: list[tuple[float, float]], expected: list[tuple[str, str]]) -> None:
+    from detector._detector import _categorised, _spans
+
+    text, offs = "aaa bbb ccc", [(0, 3), (4, 7), (8, 11)]
+    spans = _categorised(_spans(text, offs, [f + a for f, a in row], 0.5, "fluency"), offs, row)
+    assert [(s.text, s.category) for s in spans] == expected
 
 
 def test_distilbert_encoder_loads_and_scores(tiny_distilbert_dir: Path) -> None:

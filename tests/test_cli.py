@@ -42,7 +42,7 @@ def test_jsonl_contract(run, jsonl: Path) -> None:  # type: ignore[no-untyped-de
     for x in lines:
         assert set(x) == {"id", "score", "flagged", "spans"}
         for s in x["spans"]:
-            assert set(s) == {"start", "end", "text", "score"}
+            assert set(s) == {"start", "end", "text", "score", "category"}
     assert code == 0
 
 
@@ -185,8 +185,8 @@ def test_bad_model_path_exit_3(run, tmp_path: Path, jsonl: Path) -> None:  # typ
 
 
 @pytest.mark.parametrize("args", [["score", "--batch-size", "0"], ["score", "--threshold", "2"],
-                                  ["score", "--span-gate", "-0.5"], ["bogus"], []],
-                         ids=["batch-size", "threshold", "span-gate", "unknown-command", "no-command"])
+                                  ["score", "--span-gate", "-0.5"], ["score", "--span-score", "accuracy"], ["bogus"], []],
+                         ids=["batch-size", "threshold", "span-gate", "span-score", "unknown-command", "no-command"])
 def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(args)
@@ -257,6 +257,17 @@ def test_span_gate_option(run, tmp_path: Path, gate: str) -> None:  # type: igno
     code, out, _ = run(["score", "--format", "json", "--span-threshold", "0.000001", "--span-gate", gate, str(p)])
     spans = json.loads(out)[0]["spans"]
     assert code in (0, 1) and (bool(spans) if gate == "0" else spans == [])
+
+
+@pytest.mark.parametrize("mode", ["fluency", "error"])
+def test_span_score_option(run, tmp_path: Path, mode: str) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "t.txt"
+    p.write_text("A first sentence here. A second sentence follows.\n", encoding="utf-8")
+    code, out, _ = run(["score", "--format", "json", "--span-threshold", "0.000001", "--span-gate", "0",
+                        "--span-score", mode, str(p)])
+    spans = json.loads(out)[0]["spans"]
+    assert code in (0, 1) and spans
+    assert {s["category"] for s in spans} <= ({"fluency"} if mode == "fluency" else {"fluency", "accuracy"})
 
 
 def test_non_english_record_is_marked_on_stderr(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

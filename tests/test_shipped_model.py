@@ -29,6 +29,8 @@ CLEAN = {
     "short-sentence": "The White House apparently sensed that Biden was unlikely to be on the list. Period.",
     "quote": "“We support the efforts of our friends,” the president said.",
     "ellipsis": "He paused... and then he walked out of the room without a word.",
+    "names-and-terms": "Chinese President Xi Jinping met Russian President Vladimir Putin in Beijing on Friday, "
+                       "the Kremlin said in a statement.",
 }
 
 

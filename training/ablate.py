@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="separately trained variants (exported model folders) to calibrate and compare")
     ap.add_argument("--keep-trained", action="store_true",
                     help="keep the training-time variants table of the existing --out file (those rows do not depend"
-                         " on --model) instead of re-measuring them")
+                         " on --model) and append the --trained rows to it")
     ap.add_argument("--length-only", action="store_true", help="only (re)write the segment-length section")
     ap.add_argument("--trained-only", action="store_true", help="print the --trained variants as JSON lines only")
     ap.add_argument("--insert-only", action="store_true",
@@ -137,15 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     base = Detector.load(args.model)
     span_thr = base.span_threshold
     rows: list[tuple[str, dict[str, Any]]] = []
-    rows.append(("as shipped (fluency spans)", run_variant(base, news, clean, "fluency", span_thr)))
-    rows.append(("spans from fluency + accuracy probability", run_variant(base, news, clean, "bad", span_thr)))
+    mode = base.span_score
+    for m_, label in (("fluency", "spans from P(fluency)"), ("error", "spans from 1 - P(ok) = P(fluency) + P(accuracy)")):
+        rows.append((label + (" (as shipped)" if m_ == mode else ""), run_variant(base, news, clean, m_, span_thr)))
     no_shape = Detector.load(args.model)
     with torch.no_grad():
         no_shape._model.shape_emb.weight.zero_()
-    rows.append(("case/shape input zeroed (case-blind)", run_variant(no_shape, news, clean, "fluency", span_thr)))
+    rows.append(("case/shape input zeroed (case-blind)", run_variant(no_shape, news, clean, mode, span_thr)))
     no_ctx = Detector.load(args.model)
     no_ctx.config = dataclasses.replace(no_ctx.config, context_tokens=0)
-    rows.append(("no neighbouring context (context_tokens=0)", run_variant(no_ctx, news, clean, "fluency", span_thr)))
+    rows.append(("no neighbouring context (context_tokens=0)", run_variant(no_ctx, news, clean, mode, span_thr)))
     cols = ["auroc_strict", "auroc_broad", "span_f1_default_thr", "clean_span_rate_default", "span_f1_2pct_clean",
             "seed_passed", "seed_must_hit", "seed_other"]
 
@@ -180,25 +181,27 @@ def main(argv: list[str] | None = None) -> int:
                          f"{f(v['auroc_strict'])} | {f(v['auroc_broad'])} | {f(v['span_f1_all'])} | "
                          f"{f(c['clean_flag_rate'])} | {f(c['clean_span_rate'])} | {m['seed_article']['passed']} |")
     lines += [""] + length_section(base, news)
-    if args.trained:
+    kept: list[str] = []
+    if args.keep_trained and args.out.exists():  # rows measured earlier on separately trained models
+        old = args.out.read_text(encoding="utf-8")
+        if "\n## Training-time variants" in old:
+            table = ("## Training-time variants" + old.split("\n## Training-time variants", 1)[1]).split("\n## ", 1)[0]
+            kept = table.rstrip("\n").split("\n")
+    if args.trained or kept:
         tcols = ["epochs", "minutes", "auroc_strict", "auroc_broad", "span_f1_all", "clean_flag_rate",
                  "clean_span_rate", "seed_passed", "seed_other"]
-        lines += ["", "## Training-time variants (retrained; calibrated and thresholded by the finalize rules on the"
-                  " same val_news and val_clean records: <= 2% clean flagged, <= 1% clean with a span, span gate"
-                  " and threshold searched with the seed rule as a constraint; seed_passed False = no setting"
-                  " passes it)", "",
-                  "| variant | " + " | ".join(tcols) + " |", "|---|" + "---|" * len(tcols)]
+        lines += [""] + (kept or [
+            "## Training-time variants (retrained; calibrated and thresholded by the finalize rules on the"
+            " same val_news and val_clean records: <= 2% clean flagged, <= 1% clean with a span, fluency spans, span"
+            " gate and threshold searched with the seed rule as a constraint; seed_passed False = no setting"
+            " passes it)", "",
+            "| variant | " + " | ".join(tcols) + " |", "|---|" + "---|" * len(tcols)])
         for spec in args.trained:
             name, _, d = spec.partition("=")
             r = trained_variant(Path(d), news, clean)
             log_line = f"| {name} (`{d}`) | " + " | ".join(f(r[c]) for c in tcols) + " |"
             print(log_line, file=sys.stderr, flush=True)
             lines.append(log_line)
-    if args.keep_trained and not args.trained and args.out.exists():
-        old = args.out.read_text(encoding="utf-8")
-        if "\n## Training-time variants" in old:  # rows measured earlier on separately trained models
-            kept = "## Training-time variants" + old.split("\n## Training-time variants", 1)[1]
-            lines += ["", kept.split("\n## ", 1)[0].rstrip("\n")]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     insert_into_card(args.model, args.out)

@@ -27,12 +27,19 @@ class Scored:
     p_acc: list[float]
     tok_passage: list[int]  # passage index of every token in p_flu / p_acc
     passage_scores: list[float]  # calibrated probability per passage
+    p_span: list[float]  # per token, the value spans are cut from (see set_span_score)
+
+
+def set_span_score(scored: Sequence[Scored], mode: str) -> None:
+    """Cut spans from P(fluency) ("fluency") or from 1 - P(ok) = P(fluency) + P(accuracy) ("error")."""
+    for s in scored:
+        s.p_span = s.p_flu if mode == "fluency" else [f + a for f, a in zip(s.p_flu, s.p_acc)]
 
 
 def gated(s: Scored, gate: float, values: Sequence[float] | None = None) -> Sequence[float]:
-    """Token probabilities (fluency unless ``values`` is given), zeroed in passages scored below ``gate``
+    """Token span values (``s.p_span`` unless ``values`` is given), zeroed in passages scored below ``gate``
     (0: no gating)."""
-    v = s.p_flu if values is None else values
+    v = s.p_span if values is None else values
     if gate <= 0.0:
         return v
     return [p if s.passage_scores[k] >= gate else 0.0 for p, k in zip(v, s.tok_passage)]
@@ -64,8 +71,10 @@ def score_records(det: Detector, records: Sequence[dict], batch_size: int = 64) 
                     p_acc=[p[1] for row in st.token_probs for p in row],
                     tok_passage=[k for k, row in enumerate(st.token_probs) for _ in row],
                     passage_scores=[det._calibrated(x) for x in st.passage_logit],
+                    p_span=[],
                 )
             )
+    set_span_score(out, det.span_score)
     return out
 
 
@@ -80,7 +89,7 @@ def by_passage(s: Scored, values: Sequence[Any]) -> list[Sequence[Any]]:
 
 
 def pred_spans(s: Scored, thr: float, gate: float = 0.0, probs: Sequence[float] | None = None) -> list[tuple[int, int]]:
-    """Predicted spans of a record (fluency probabilities unless ``probs`` is given), passage by passage."""
+    """Predicted spans of a record (its span values unless ``probs`` is given), passage by passage."""
     p = gated(s, gate) if probs is None else probs
     return [(x.start, x.end) for x in _passage_spans(s.text, s.offs, by_passage(s, p), thr, "fluency")]
 
@@ -105,6 +114,32 @@ def segment_metrics(scored: Sequence[Scored], threshold: float) -> dict[str, flo
     m["n_strict"] = sum(b for _, b in strict)
     m["n_broad"] = sum(b for _, b in broad)
     m["n_clean"] = sum(1 for s in scored if s.label == "clean")
+    return m
+
+
+def pair_metrics(records: Sequence[dict], scores: Sequence[float]) -> dict[str, float]:
+    """Within-segment ranking: over pairs of MT outputs of the same source segment (same document and segment
+    number, different systems), the share where the worse-labelled output scores higher (ties count half).
+    Unlike AUROC over all records, this cannot be won by length or by how hard a source sentence is."""
+    segs: dict[tuple[str, Any], list[tuple[str, float]]] = {}
+    for r, x in zip(records, scores):
+        if r.get("seg") is not None and r.get("system"):
+            segs.setdefault((r["doc_id"], r["seg"]), []).append((r["label"], x))
+    m: dict[str, float] = {}
+    for name, hi, lo in (("strict_clean", ("strict",), ("clean",)), ("broad_clean", ("strict", "broad"), ("clean",)),
+                         ("strict_broad", ("strict",), ("broad",))):
+        won = total = 0.0
+        for items in segs.values():
+            for la, a in items:
+                if la not in hi:
+                    continue
+                for lb, b in items:
+                    if lb in lo:
+                        total += 1
+                        won += 1.0 if a > b else 0.5 if a == b else 0.0
+        if total:
+            m[f"pair_acc_{name}"] = won / total
+            m[f"n_pairs_{name}"] = total
     return m
 
 
@@ -171,7 +206,7 @@ def choose_thresholds(news: Sequence[Scored], clean: Sequence[Scored], max_flag:
     f1, span_thr, gate = found[True] if accepted else found.get(False, (0.0, 0.5, 0.0))
     span_thr = max(span_thr, floors.get(gate, 0.0))
     return {"threshold": round(thr, 4), "span_threshold": round(span_thr, 4), "span_gate": round(gate, 4),
-            "accepted": float(accepted), "clean_flag_floor": floor_thr, "clean_span_floor": floors.get(gate, 0.0)}
+            "accepted": float(accepted), "span_f1": f1, "clean_flag_floor": floor_thr, "clean_span_floor": floors.get(gate, 0.0)}
 
 
 def fit_platt(feats: Sequence[tuple[float, float]], labels: Sequence[int], use_any: bool = True,

@@ -14,7 +14,7 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ from .evaluate import (
     choose_thresholds,
     clean_metrics,
     fit_platt,
+    pair_metrics,
     pred_spans,
     score_records,
     segment_metrics,
+    set_span_score,
     span_metrics,
 )
 from .records import read_records
@@ -68,18 +70,30 @@ def load_seed(seed_dir: Path = SEED_DIR) -> tuple[str, dict]:
 def choose_settings(det: Detector, news: list[Scored], clean: list[Scored], others: list[list[Scored]],
                     seed_text: str, gold: dict, *, use_any: bool = True, max_flag: float = 0.02,
                     max_span: float = 0.01, gate_spans: bool = True,
-                    require_seed: bool = True) -> tuple[tuple[float, float, float], dict[str, Any], Scored]:
+                    require_seed: bool = True,
+                    span_scores: Sequence[str] = ("fluency",)) -> tuple[tuple[float, float, float], dict[str, Any], Scored]:
     """The finalize rules: Platt calibration on val_news strict vs clean; news, clean and every set in ``others``
     recalibrated in place; thresholds and span gate chosen on val_news + val_clean, with the seed article's gold
-    rule as a constraint when ``require_seed``. Returns (a, b, c), the thresholds and the scored seed article."""
+    rule as a constraint when ``require_seed``; each span score in ``span_scores`` ("fluency", "error") is tried
+    and the one with the best val_news span F1 (among settings the seed accepts) is kept. Returns (a, b, c), the thresholds and the scored seed article."""
     pairs = [((s.logit, s.logit_any), 1 if s.label == "strict" else 0) for s in news if s.label in ("strict", "clean")]
     a, b, c = fit_platt([x for x, _ in pairs], [y for _, y in pairs], use_any=use_any)
     seed = score_records(det, [{"text": seed_text, "label": "strict", "spans": []}])
     for group in [news, clean, seed, *others]:
         recalibrate(group, a, b, c)
-    th = choose_thresholds(news, clean, max_flag=max_flag, max_span=max_span,
-                           gates=gate_grid(news, clean, max_flag) if gate_spans else (0.0,),
-                           accept=seed_accepts(seed[0], gold) if require_seed else None)
+    best: dict[str, Any] | None = None
+    for mode in span_scores:
+        set_span_score([*news, *clean, *seed, *(s for g in others for s in g)], mode)
+        th = choose_thresholds(news, clean, max_flag=max_flag, max_span=max_span,
+                               gates=gate_grid(news, clean, max_flag) if gate_spans else (0.0,),
+                               accept=seed_accepts(seed[0], gold) if require_seed else None)
+        th["span_score"] = mode
+        log(f"span score {mode}: {th}")
+        if best is None or (th["accepted"], th["span_f1"]) > (best["accepted"], best["span_f1"]):
+            best = th
+    assert best is not None
+    set_span_score([*news, *clean, *seed, *(s for g in others for s in g)], best["span_score"])
+    th = best
     return (a, b, c), th, seed[0]
 
 
@@ -97,52 +111,59 @@ def seed_accepts(seed: Scored, gold: dict) -> Callable[[float, float, float], bo
     return accept
 
 
-def measure(name: str, scored: list[Scored], thr: float, span_thr: float, gate: float) -> dict[str, Any]:
+def measure(name: str, scored: list[Scored], thr: float, span_thr: float, gate: float,
+            records: list[dict] | None = None) -> dict[str, Any]:
     m: dict[str, Any] = {"set": name, "n": len(scored)}
     m.update(segment_metrics(scored, thr))
     m.update(span_metrics(scored, span_thr, gate))
+    if records is not None:
+        m.update(pair_metrics(records, [s.score for s in scored]))
     return m
 
 
 def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limit: int = 0,
              use_any: bool = True, max_flag: float = 0.02, max_span: float = 0.01, gate_spans: bool = True,
-             require_seed: bool = True, version: str | None = None) -> Path:
+             require_seed: bool = True, version: str | None = None,
+             span_scores: Sequence[str] = ("fluency", "error")) -> Path:
     det = Detector.load(model_dir)
     t0 = time.time()
     results: dict[str, list[Scored]] = {}
+    result_rows: dict[str, list[dict]] = {}
     for split, _, cap in REPORT_SETS:
         p = corpus / f"{split}.jsonl"
         if p.exists():
             rows = read_records(p, min(x for x in (limit, cap) if x) if (limit or cap) else 0)
             log(f"scoring {split}: {len(rows)} records")
             results[split] = score_records(det, rows)
+            result_rows[split] = rows
     clean_rows = read_records(corpus / "val_clean.jsonl", limit)
     log(f"scoring val_clean: {len(clean_rows)} records")
     clean = score_records(det, clean_rows)
-    test_clean = score_records(det, read_records(corpus / "test_clean.jsonl", limit or 3000, seed=1))
+    test_rows = read_records(corpus / "test_clean.jsonl", limit or 3000, seed=1)
+    test_clean = score_records(det, test_rows)
     news = results["val_news"]
     seed_text, gold = load_seed(seed_dir)
     others = [sc for name, sc in results.items() if name != "val_news"] + [test_clean]
     (a, b, c), th, _ = choose_settings(det, news, clean, others, seed_text, gold, use_any=use_any, max_flag=max_flag,
-                                       max_span=max_span, gate_spans=gate_spans, require_seed=require_seed)
+                                       max_span=max_span, gate_spans=gate_spans, require_seed=require_seed,
+                                       span_scores=span_scores)
     log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f}")
     thr, span_thr, gate = th["threshold"], th["span_threshold"], th["span_gate"]
     log(f"thresholds {th}")
-    metrics = {name: measure(name, sc, thr, span_thr, gate) for name, sc in results.items()}
+    metrics = {name: measure(name, sc, thr, span_thr, gate, result_rows[name]) for name, sc in results.items()}
     metrics["val_clean"] = {"set": "val_clean", **clean_metrics(clean, thr, span_thr, gate)}
     metrics["test_clean"] = {"set": "test_clean", **clean_metrics(test_clean, thr, span_thr, gate)}
-    for name, sc in (("val_clean", clean), ("test_clean", test_clean)):
+    for name, sc, src_rows in (("val_clean", clean, clean_rows), ("test_clean", test_clean, test_rows)):
         by_src: dict[str, list[Scored]] = {}
-        rows = clean_rows if name == "val_clean" else None
-        if rows is not None:
-            for r, s in zip(rows, sc):
-                by_src.setdefault(r["source"], []).append(s)
-            metrics[name]["per_source_flag_rate"] = {
-                k: round(clean_metrics(v, thr, span_thr, gate)["clean_flag_rate"], 4) for k, v in sorted(by_src.items())}
+        for r, s in zip(src_rows, sc):
+            by_src.setdefault(r["source"], []).append(s)
+        metrics[name]["per_source_flag_rate"] = {
+            k: round(clean_metrics(v, thr, span_thr, gate)["clean_flag_rate"], 4) for k, v in sorted(by_src.items())}
     # seed article
-    det.threshold, det.span_threshold, det.span_gate = thr, span_thr, gate
+    det.threshold, det.span_threshold, det.span_gate, det.span_score = thr, span_thr, gate, th["span_score"]
     det.config = det.config.__class__.from_dict({**det.config.raw, "calibration": {"a": a, "b": b, "c": c},
-                                                 "threshold": thr, "span_threshold": span_thr, "span_gate": gate})
+                                                 "threshold": thr, "span_threshold": span_thr, "span_gate": gate,
+                                                 "span_score": th["span_score"]})
     d = det.detect(seed_text)
     rule = gold_rule(seed_text, gold, [(s.start, s.end) for s in d.spans])
     ranked = sorted(d.passages, key=lambda p: -p.score)
@@ -153,7 +174,8 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     cfg = json.loads((model_dir / "config.json").read_text())
     if version:
         cfg["version"] = version
-    cfg.update({"threshold": thr, "span_threshold": span_thr, "span_gate": gate, "calibration": {"a": round(a, 6), "b": round(b, 6),
+    cfg.update({"threshold": thr, "span_threshold": span_thr, "span_gate": gate, "span_score": th["span_score"],
+                "calibration": {"a": round(a, 6), "b": round(b, 6),
                                                                               "c": round(c, 6)}})
     out = out_root / cfg["name"]
     if out.exists():
@@ -163,7 +185,11 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
         if (model_dir / f).exists():
             shutil.copy(model_dir / f, out / f)
     (out / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
-    history = json.loads((model_dir / "train_history.json").read_text())
+    if (model_dir / "train_history.json").exists():
+        history = json.loads((model_dir / "train_history.json").read_text())
+    else:  # an already finalized folder (the training run's history is kept in its metrics.json)
+        old = json.loads((model_dir / "metrics.json").read_text())
+        history = {"history": old["train_history"], "seconds": old["train_seconds"], "config": old["train_config"]}
     th.update({"max_flag": max_flag, "max_span": max_span, "require_seed": require_seed})
     full = {"thresholds": th, "calibration": {"a": a, "b": b, "c": c}, "metrics": metrics, "seed_article": seed,
             "train_history": history["history"], "train_seconds": history["seconds"], "train_config": history["config"],
@@ -180,6 +206,8 @@ VERSIONS = {
     "1.0.0": "first trained model; spans anywhere at span threshold 0.21",
     "1.1.0": "same weights as 1.0.0 (same training run); span gate and span threshold searched together, spans"
              " split at passage boundaries",
+    "1.3.0": "same weights again; spans cut from the error probability 1 - P(ok) instead of P(fluency) (span score"
+             " searched with threshold and gate), each span labelled fluency or accuracy",
 }
 
 
@@ -203,7 +231,7 @@ def model_card(cfg: dict, full: dict, train_cfg: dict) -> str:
     names = {s: n for s, n, _ in REPORT_SETS}
     cols = ["auroc_strict", "auroc_broad", "auprc_strict", "auprc_broad", "ece_strict", "span_p_all", "span_r_all",
             "span_f1_all", "span_f1_major", "span_f1_fluency", "word_mcc_all", "flag_precision_broad",
-            "flag_recall_broad"]
+            "flag_recall_broad", "pair_acc_strict_clean", "pair_acc_broad_clean"]
     for split in [s for s, _, _ in REPORT_SETS if s in m]:
         r = m[split]
         rows.append(f"| {split} | {r['n']} | " + " | ".join(_f(r.get(c, float('nan'))) for c in cols) + " |")
@@ -231,9 +259,11 @@ Finds garbled machine-translated passages in English text, monolingually (no sou
 - Thresholds (chosen on val_news + val_clean only): passage flag `{cfg['threshold']}`, span
   `{cfg['span_threshold']}` (best strict F1 / span F1 on val_news subject to at most {full['thresholds']['max_flag'] * 100:.0f}% of clean
   English records flagged and at most {full['thresholds']['max_span'] * 100:.0f}% carrying a span).
-- Span gate `{cfg.get('span_gate', 0.0)}`: spans (runs of tokens whose fluency probability is at least the span
-  threshold) are reported only inside passages whose probability is at least the gate (0 = anywhere). Span
-  threshold and gate are searched together (gate 0 or from the flag threshold up, in steps of 0.01).
+- Span score `{cfg.get('span_score', 'fluency')}`: spans are runs of tokens whose
+  {'error probability 1 - P(ok) (each span labelled fluency or accuracy by the class with more probability over it)' if cfg.get('span_score') == 'error' else 'fluency probability'}
+  is at least the span threshold. Span gate `{cfg.get('span_gate', 0.0)}`: spans are reported only inside passages
+  whose probability is at least the gate (0 = anywhere). Span score, threshold and gate are searched together
+  (gate 0 or from the flag threshold up, in steps of 0.01).
   {'The seed article passing its gold rule was a constraint of that search (it is the acceptance example, so its result below is not an independent test).' if full['thresholds'].get('require_seed') else ''}
 
 ## Training
@@ -270,7 +300,9 @@ Segment level: score = max passage probability of the record's text scored alone
 broad: strict+broad vs clean. Span metrics: character-level, micro-averaged, binary, predicted fluency spans vs
 gold spans (`all` = every annotated span, `major` = major ones, `fluency` = fluency spans of any severity).
 Word MCC: OK/BAD per whitespace word vs all gold spans. Flag precision/recall: of `flagged` at the threshold, on
-broad labels.
+broad labels. Pair accuracy: over pairs of outputs of the same source segment by different MT systems, the share
+where the worse-labelled one (strict vs clean; strict or broad vs clean) scores higher; 0.5 is chance. It cannot
+be won by length or by how hard a source sentence is, which the AUROC can.
 
 | set | n | {' | '.join(cols)} |
 |---|---|{'---|' * len(cols)}
@@ -279,7 +311,7 @@ broad labels.
 Clean human English (val_clean, {vc['n_clean_passages']} records): {vc['clean_flag_rate'] * 100:.2f}% flagged,
 {vc['clean_span_rate'] * 100:.2f}% carry a span. Per source flag rate: {json.dumps(vc.get('per_source_flag_rate', {}))}.
 test_clean ({tc['n_clean_passages']} records, not used for any choice): {tc['clean_flag_rate'] * 100:.2f}% flagged,
-{tc['clean_span_rate'] * 100:.2f}% carry a span.
+{tc['clean_span_rate'] * 100:.2f}% carry a span. Per source flag rate: {json.dumps(tc.get('per_source_flag_rate', {}))}.
 
 Set names: {'; '.join(f'{k}: {v}' for k, v in names.items())}.
 
@@ -318,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-seed-constraint", action="store_true",
                     help="do not require the seed article's gold rule when choosing the span settings")
     ap.add_argument("--version", help="model version to write (default: the training config's)")
+    ap.add_argument("--span-scores", default="fluency,error",
+                    help="token values to cut spans from, tried in turn: fluency = P(fluency), error = 1 - P(ok)")
     ap.add_argument("--no-any-major", action="store_true", help="calibrate on the garbled logit alone")
     ap.add_argument("--limit", type=int, default=0, help="score at most N records per set (smoke runs)")
     ap.add_argument("--examples", type=Path, default=SEED_DIR)
@@ -329,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finalize(args.model, args.corpus, args.out, args.examples, args.limit, not args.no_any_major,
              args.max_clean_flag_rate, args.max_clean_span_rate, not args.no_span_gate, not args.no_seed_constraint,
-             args.version)
+             args.version, tuple(args.span_scores.split(",")))
     return 0
 
 

@@ -173,6 +173,83 @@ def load_pools(corpus: Path, cfg: dict, rng: random.Random) -> dict[str, list[tu
     return out
 
 
+PAIR_KINDS = ("strict>clean", "strict>broad", "broad>clean")
+
+
+def load_pairs(corpus: Path, cfg: dict) -> dict[str, list[tuple[tuple[list[dict], int], tuple[list[dict], int]]]]:
+    """Ranking pairs: two MT outputs of the same source segment (different systems, same rater study), the first
+    with a worse label than the second. Both come with their own document (same system) for context.
+
+    The pair members have the same source sentence, so they are close in length and topic: ranking them can only
+    be learned from the errors themselves, not from "long or hard sentences have more errors"."""
+    sources = set(cfg.get("pair_sources", ["wmt20_news", "wmt21_news"]))
+    train = [r for r in read_records(corpus / "train.jsonl") if r["source"] in sources]
+    docs: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in train:
+        docs[(r["doc_id"], r["system"])].append(r)
+    where: dict[str, tuple[list[dict], int]] = {}
+    for key in sorted(docs):
+        g = sorted(docs[key], key=lambda r: r["seg"])
+        for i, r in enumerate(g):
+            where[r["id"]] = (g, i)
+    segs: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
+    for r in train:
+        segs[(r["source"], r["doc_id"], r["seg"])].append(r)
+    out: dict[str, list[tuple[tuple[list[dict], int], tuple[list[dict], int]]]] = {k: [] for k in PAIR_KINDS}
+    for skey in sorted(segs):
+        by = defaultdict(list)
+        for r in segs[skey]:
+            by[r["label"]].append(r)
+        for kind in PAIR_KINDS:
+            hi, lo = kind.split(">")
+            for a in by[hi]:
+                for b in by[lo]:
+                    if a["text"] != b["text"]:
+                        out[kind].append((where[a["id"]], where[b["id"]]))
+    for kind, v in out.items():
+        log(f"pairs {kind}: {len(v)} available")
+    return out
+
+
+def pair_batches(pairs: dict[str, list], builder: ExampleBuilder, cfg: dict,
+                 rng: random.Random) -> list[tuple[list[Example], list[Example], list[str]]]:
+    """This epoch's pair batches: equal shares of the three pair kinds, ``pair_batch_size`` pairs per batch."""
+    n = cfg.get("pairs_per_epoch", 0)
+    chosen: list[tuple[str, Any]] = []
+    for kind in PAIR_KINDS:
+        pool = pairs.get(kind, [])
+        k = min(len(pool), n // len(PAIR_KINDS))
+        chosen += [(kind, p) for p in rng.sample(pool, k)]
+    rng.shuffle(chosen)
+    out = []
+    bs = cfg.get("pair_batch_size", 8)
+    hi: list[Example] = []
+    lo: list[Example] = []
+    kinds: list[str] = []
+    for kind, ((ga, ia), (gb, ib)) in chosen:
+        ea, eb = builder.build(ga, ia, rng), builder.build(gb, ib, rng)
+        if ea is None or eb is None:
+            continue
+        hi.append(ea)
+        lo.append(eb)
+        kinds.append(kind)
+        if len(hi) == bs:
+            out.append((hi, lo, kinds))
+            hi, lo, kinds = [], [], []
+    return out
+
+
+def pair_loss(pas_hi: torch.Tensor, pas_lo: torch.Tensor, kinds: list[str]) -> torch.Tensor:
+    """Logistic ranking loss: the worse output's passage logit should exceed the better one's, on the garbled
+    head when the worse one has a major fluency error (strict), on the any-major head when the better one is clean."""
+    m_g = torch.tensor([k.startswith("strict") for k in kinds], dtype=torch.float)
+    m_a = torch.tensor([k.endswith("clean") for k in kinds], dtype=torch.float)
+    d = pas_hi - pas_lo
+    lg = torch.nn.functional.softplus(-d[:, 0]) * m_g
+    la = torch.nn.functional.softplus(-d[:, 1]) * m_a
+    return (lg.sum() + la.sum()) / (m_g.sum() + m_a.sum()).clamp(min=1.0)
+
+
 def batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
     rng.shuffle(examples)
     out = []
@@ -208,6 +285,22 @@ def collate(batch: list[Example], one_class: bool = False) -> dict[str, torch.Te
     return {"ids": ids, "shapes": shapes, "mask": mask, "target": target, "tcls": tcls, "tw": tw, "y": y}
 
 
+def batch_loss(model: SpanDetector, t: dict[str, torch.Tensor], cfg: dict,
+               class_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token cross-entropy (label-weighted) plus passage BCE on the known passage targets; also the passage logits."""
+    tok_logits, pas_logits = model(t["ids"], t["shapes"], t["mask"], t["target"])
+    ce = torch.nn.functional.cross_entropy(tok_logits.reshape(-1, 3), t["tcls"].reshape(-1),
+                                           weight=class_w, reduction="none")
+    w = t["tw"].reshape(-1)
+    tok_loss = (ce * w).sum() / w.sum().clamp(min=1.0)
+    y = t["y"]
+    ym = ~torch.isnan(y)
+    pw = torch.tensor([1.0, cfg.get("any_major_weight", 0.5)]).expand_as(y)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(pas_logits, torch.nan_to_num(y), reduction="none")
+    pas_loss = (bce * ym * pw).sum() / ym.sum().clamp(min=1)
+    return tok_loss + cfg.get("passage_weight", 1.0) * pas_loss, pas_logits
+
+
 # ------------------------------------------------------------------------------------------ model
 
 
@@ -231,6 +324,12 @@ def init_model(cfg: dict) -> tuple[SpanDetector, Any, dict]:
         with torch.no_grad():
             model.shape_emb.weight.zero_()
         model.shape_emb.weight.requires_grad_(False)
+    if cfg.get("init_from"):  # continue training an exported model folder (its weights, not its optimiser)
+        from safetensors.torch import load_file
+
+        state = {k: v.float() for k, v in load_file(str(Path(cfg["init_from"]) / "model.safetensors")).items()}
+        model.load_state_dict(state)
+        log(f"initialised from {cfg['init_from']}")
     tok = Tokenizer.from_file(str(base / "tokenizer.json"))
     tok.no_truncation()
     tok.no_padding()
@@ -279,16 +378,18 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
                             weight_decay=0.01)
     epochs = cfg["epochs"]
     n_per_epoch = sum(len(v) for v in pools.values())
-    total_steps = epochs * math.ceil(n_per_epoch / cfg["batch_size"])
-    warm = int(0.06 * total_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, warm)) * max(0.05, 1 - s / max(1, total_steps)))
     class_w = torch.tensor(cfg.get("class_weights", [1.0, 2.0, 1.0]))
     budget = cfg.get("time_budget_minutes", 100) * 60
     t0 = time.time()
     best: tuple[float, dict | None, dict] = (-1.0, None, {})
     step = 0
     history = []
+    pairs = load_pairs(corpus, cfg) if cfg.get("pairs_per_epoch", 0) else {}
+    n_pair_batches = cfg.get("pairs_per_epoch", 0) // cfg.get("pair_batch_size", 8)
+    total_steps = epochs * (math.ceil(n_per_epoch / cfg["batch_size"]) + n_pair_batches)
+    warm = int(0.06 * total_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, warm)) * max(0.05, 1 - s / max(1, total_steps)))
     for epoch in range(epochs):
         ex: list[Example] = []
         for _src, items in sorted(pools.items()):
@@ -296,23 +397,22 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
                 e = builder.build(g, i, rng)
                 if e is not None:
                     ex.append(e)
-        log(f"epoch {epoch + 1}: {len(ex)} examples built")
+        pb = pair_batches(pairs, builder, cfg, rng) if pairs else []
+        log(f"epoch {epoch + 1}: {len(ex)} examples, {len(pb)} pair batches built")
         model.train()
         run_loss = 0.0
-        bl = batches(ex, cfg["batch_size"], rng)
-        for bi, b in enumerate(bl):
-            t = collate(b, builder.one_class)
-            tok_logits, pas_logits = model(t["ids"], t["shapes"], t["mask"], t["target"])
-            ce = torch.nn.functional.cross_entropy(tok_logits.reshape(-1, 3), t["tcls"].reshape(-1),
-                                                   weight=class_w, reduction="none")
-            w = t["tw"].reshape(-1)
-            tok_loss = (ce * w).sum() / w.sum().clamp(min=1.0)
-            y = t["y"]
-            ym = ~torch.isnan(y)
-            pw = torch.tensor([1.0, cfg.get("any_major_weight", 0.5)]).expand_as(y)
-            bce = torch.nn.functional.binary_cross_entropy_with_logits(pas_logits, torch.nan_to_num(y), reduction="none")
-            pas_loss = (bce * ym * pw).sum() / ym.sum().clamp(min=1)
-            loss = tok_loss + cfg.get("passage_weight", 1.0) * pas_loss
+        plain = batches(ex, cfg["batch_size"], rng)
+        # pair batches spread evenly among the plain ones
+        steps: list[tuple[str, Any]] = [("plain", b) for b in plain]
+        for k, p in enumerate(pb):
+            steps.insert(min(len(steps), round((k + 0.5) * len(steps) / len(pb))), ("pair", p))
+        for bi, (what, b) in enumerate(steps):
+            if what == "plain":
+                loss, _ = batch_loss(model, collate(b, builder.one_class), cfg, class_w)
+            else:
+                hi, lo, kinds = b
+                loss, pas = batch_loss(model, collate(hi + lo, builder.one_class), cfg, class_w)
+                loss = loss + cfg.get("pair_weight", 1.0) * pair_loss(pas[: len(hi)], pas[len(hi) :], kinds)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -321,7 +421,7 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
             step += 1
             run_loss = 0.98 * run_loss + 0.02 * loss.item() if bi else loss.item()
             if bi % 100 == 0:
-                log(f"epoch {epoch + 1} batch {bi}/{len(bl)} loss {run_loss:.4f} elapsed {time.time() - t0:.0f}s")
+                log(f"epoch {epoch + 1} batch {bi}/{len(steps)} loss {run_loss:.4f} elapsed {time.time() - t0:.0f}s")
             if time.time() - t0 > budget:
                 log("time budget reached")
                 break
@@ -329,6 +429,8 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
         metrics["epoch"] = epoch + 1
         history.append(metrics)
         sel = metrics["auroc_strict"] + metrics["auroc_broad"] + metrics["span_f1_all"]
+        if cfg.get("select_on_pairs"):
+            sel += metrics.get("pair_acc_strict_clean", 0.0) + metrics.get("pair_acc_broad_clean", 0.0)
         log(f"epoch {epoch + 1} validation: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
         if sel > best[0]:
             best = (sel, {k: v.detach().clone() for k, v in model.state_dict().items()}, metrics)
@@ -353,7 +455,7 @@ def detector_for(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, extra
 
 def quick_eval(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, news: list[dict],
                clean: list[dict]) -> dict[str, float]:
-    from .evaluate import choose_thresholds, score_records, segment_metrics, span_metrics
+    from .evaluate import choose_thresholds, pair_metrics, score_records, segment_metrics, span_metrics
 
     det = detector_for(model, tok, cfg, bert_cfg)
     sn = score_records(det, news)
@@ -361,6 +463,7 @@ def quick_eval(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, news: l
     th = choose_thresholds(sn, sc)
     m = segment_metrics(sn, th["threshold"])
     m.update(span_metrics(sn, th["span_threshold"]))
+    m.update(pair_metrics(news, [s.score for s in sn]))
     m.update(th)
     model.train()
     return {k: float(v) for k, v in m.items()}
