@@ -297,7 +297,7 @@ Validation during training:
 ## Validation metrics
 
 Segment level: score = max passage probability of the record's text scored alone. Strict: strict vs clean;
-broad: strict+broad vs clean. Span metrics: character-level, micro-averaged, binary, predicted fluency spans vs
+broad: strict+broad vs clean. Span metrics: character-level, micro-averaged, binary, predicted spans vs
 gold spans (`all` = every annotated span, `major` = major ones, `fluency` = fluency spans of any severity).
 Word MCC: OK/BAD per whitespace word vs all gold spans. Flag precision/recall: of `flagged` at the threshold, on
 broad labels. Pair accuracy: over pairs of outputs of the same source segment by different MT systems, the share
