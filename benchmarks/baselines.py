@@ -197,15 +197,9 @@ class SurprisalBaseline:
 
 def choose_threshold(scores: Sequence[float], labels: Sequence[int]) -> float:
     """Best-F1 threshold on training records."""
-    best = (-1.0, 0.5)
-    for t in sorted(set(round(s, 3) for s in scores)):
-        tp = sum(1 for s, y in zip(scores, labels) if s >= t and y)
-        fp = sum(1 for s, y in zip(scores, labels) if s >= t and not y)
-        fn = sum(1 for s, y in zip(scores, labels) if s < t and y)
-        f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-        if f1 > best[0]:
-            best = (f1, t)
-    return best[1]
+    from detector._metrics import best_f1_threshold
+
+    return best_f1_threshold(scores, labels, sorted(set(round(s, 3) for s in scores)))[1]
 
 
 def choose_span_threshold(texts: Sequence[str], outs: Sequence[Output], gold: Sequence[Sequence[tuple[int, int]]]) -> float:

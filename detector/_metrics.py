@@ -98,6 +98,24 @@ def word_mcc(texts: Sequence[str], pred: Sequence[Sequence[tuple[int, int]]],
     return mcc(tp, fp, fn, tn)
 
 
+def best_f1_threshold(scores: Sequence[float], labels: Sequence[int], candidates: Sequence[float],
+                      floor: float = -math.inf) -> tuple[float, float]:
+    """The candidate threshold t >= ``floor`` whose decision ``score >= t`` has the best F1 against ``labels``
+    (the first such candidate on ties), as (f1, t); (-1.0, 0.5) when no candidate is at least ``floor``."""
+    best = (-1.0, 0.5)
+    pairs = list(zip(scores, labels))
+    for t in candidates:
+        if t < floor:
+            continue
+        tp = sum(1 for x, y in pairs if x >= t and y)
+        fp = sum(1 for x, y in pairs if x >= t and not y)
+        fn = sum(1 for x, y in pairs if x < t and y)
+        f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+        if f1 > best[0]:
+            best = (f1, t)
+    return best
+
+
 def ece(probs: Sequence[float], labels: Sequence[int], bins: int = 10) -> float:
     """Expected calibration error with equal-width bins."""
     if not probs:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from detector._metrics import auprc, auroc, bootstrap_ci, char_prf, ece, mcc, word_mcc
+from detector._metrics import auprc, auroc, best_f1_threshold, bootstrap_ci, char_prf, ece, mcc, word_mcc
 
 
 def test_auroc_perfect_and_inverted() -> None:
@@ -49,6 +49,19 @@ def test_word_mcc_counts_words() -> None:
     text = "aa bb cc dd"
     # gold BAD: bb; predicted BAD: bb, cc -> tp=1 fp=1 fn=0 tn=2
     assert word_mcc([text], [[(3, 8)]], [[(3, 5)]]) == pytest.approx(mcc(1, 1, 0, 2))
+
+
+@pytest.mark.parametrize(
+    ("floor", "expected"),
+    [(-math.inf, (0.8, 0.6)),  # t=0.6 flags 0.6, 0.7, 0.9: tp 2, fp 1, fn 0 -> F1 0.8 (t=0.2 and t=0.9: 2/3)
+     (0.8, (2 / 3, 0.9)),  # candidates below the floor are skipped
+     (2.0, (-1.0, 0.5))],  # none left: the default
+    ids=["no-floor", "floor", "nothing-above-floor"],
+)
+def test_best_f1_threshold(floor: float, expected: tuple[float, float]) -> None:
+    scores, labels = [0.2, 0.6, 0.7, 0.9], [0, 0, 1, 1]
+    f1, t = best_f1_threshold(scores, labels, [0.2, 0.6, 0.9], floor)
+    assert (f1, t) == pytest.approx(expected)
 
 
 def test_ece_hand_case() -> None:

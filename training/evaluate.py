@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detector._detector import Detector, _passage_spans
-from detector._metrics import auprc, auroc, char_prf, ece, word_mcc
+from detector._metrics import auprc, auroc, best_f1_threshold, char_prf, ece, word_mcc
 
 
 @dataclass
@@ -173,18 +173,10 @@ def choose_thresholds(news: Sequence[Scored], clean: Sequence[Scored], max_flag:
     clean_scores = sorted(s.score for s in clean)
     k = int(math.floor((1 - max_flag) * len(clean_scores)))
     floor_thr = clean_scores[min(k, len(clean_scores) - 1)] + 1e-6 if clean_scores else 0.5
-    best = (-1.0, 0.5)
-    pairs = [(s.score, s.label == "strict") for s in news if s.label in ("strict", "clean")]
-    for t in sorted({round(x, 3) for x, _ in pairs} | {0.5}):
-        if t < floor_thr:
-            continue
-        tp = sum(1 for x, y in pairs if x >= t and y)
-        fp = sum(1 for x, y in pairs if x >= t and not y)
-        fn = sum(1 for x, y in pairs if x < t and y)
-        f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-        if f1 > best[0]:
-            best = (f1, t)
-    thr = max(best[1], floor_thr)
+    pairs = [(s.score, int(s.label == "strict")) for s in news if s.label in ("strict", "clean")]
+    _, best_t = best_f1_threshold([x for x, _ in pairs], [y for _, y in pairs],
+                                  sorted({round(x, 3) for x, _ in pairs} | {0.5}), floor_thr)
+    thr = max(best_t, floor_thr)
     grid = [x / 100 for x in range(5, 51)]
     found: dict[bool, tuple[float, float, float]] = {}  # accepted? -> (f1, span threshold, gate)
     floors = {}
