@@ -160,17 +160,13 @@ class Detector:
         rows = st.token_probs
         if self.span_gate > 0.0:
             rows = [r if p.score >= self.span_gate else [(0.0, 0.0)] * len(r) for r, p in zip(rows, passages)]
-        if self.span_score == "error":
-            spans = [sp for o, r in zip(st.token_offsets, rows)
-                     for sp in _categorised(_spans(text, o, [f + a for f, a in r], self.span_threshold, "fluency"), o, r)]
-        else:
-            spans = _passage_spans(text, st.token_offsets, [[p[0] for p in r] for r in rows], self.span_threshold,
-                                   "fluency")
-            if self.config.accuracy_span_threshold <= 1.0:
-                acc = _passage_spans(text, st.token_offsets, [[p[1] for p in r] for r in rows],
-                                     self.config.accuracy_span_threshold, "accuracy")
-                spans = sorted(spans + [a for a in acc if all(a.end <= f.start or a.start >= f.end for f in spans)],
-                               key=lambda s: s.start)
+        spans = _passage_spans(text, st.token_offsets, [span_values(r, self.span_score) for r in rows],
+                               self.span_threshold, "fluency", rows if self.span_score == "error" else None)
+        if self.span_score == "fluency" and self.config.accuracy_span_threshold <= 1.0:
+            acc = _passage_spans(text, st.token_offsets, [[p[1] for p in r] for r in rows],
+                                 self.config.accuracy_span_threshold, "accuracy")
+            spans = sorted(spans + [a for a in acc if all(a.end <= f.start or a.start >= f.end for f in spans)],
+                           key=lambda s: s.start)
         score = max((p.score for p in passages), default=0.0)
         return Detection(score, score >= self.threshold, tuple(spans), tuple(passages))
 
@@ -184,10 +180,19 @@ class Detector:
                 "context_tokens": c.context_tokens}
 
 
+def span_values(probs: Sequence[tuple[float, float]], mode: str) -> list[float]:
+    """Per-token values spans are cut from, given (P(fluency), P(accuracy)) per token: P(fluency) ("fluency") or
+    the error probability 1 - P(ok) = P(fluency) + P(accuracy) ("error")."""
+    return [f for f, _ in probs] if mode == "fluency" else [f + a for f, a in probs]
+
+
 def _passage_spans(text: str, offs: Sequence[Sequence[tuple[int, int]]], probs: Sequence[Sequence[float]], thr: float,
-                   category: str) -> list[Span]:
-    """Spans found passage by passage, so that no span crosses a passage boundary."""
-    return [sp for o, p in zip(offs, probs) for sp in _spans(text, o, p, thr, category)]
+                   category: str, rows: Sequence[Sequence[tuple[float, float]]] | None = None) -> list[Span]:
+    """Spans found passage by passage, so that no span crosses a passage boundary. With ``rows`` (the passages'
+    (P(fluency), P(accuracy)) per token) each span is labelled by the class with more probability over it."""
+    if rows is None:
+        return [sp for o, p in zip(offs, probs) for sp in _spans(text, o, p, thr, category)]
+    return [sp for o, p, r in zip(offs, probs, rows) for sp in _categorised(_spans(text, o, p, thr, category), o, r)]
 
 
 def _categorised(spans: list[Span], offs: Sequence[tuple[int, int]], row: Sequence[tuple[float, float]]) -> list[Span]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._io import STREAM_BYTES, InputError, InputRecord, ReadStats, read_jsonl, read_plain, read_plain_blocks, read_tsv
+from ._modelfiles import SPAN_SCORES
 from ._types import Detection, Passage, Span
 
 EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--span-threshold", type=float, help="span threshold (default: the model's)")
     sc.add_argument("--span-gate", type=float,
                     help="report spans only in passages scored at least this; 0: anywhere (default: the model's)")
-    sc.add_argument("--span-score", choices=["fluency", "error"],
+    sc.add_argument("--span-score", choices=SPAN_SCORES,
                     help="cut spans from P(fluency) or from the error probability 1 - P(ok) (default: the model's)")
     sc.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     sc.add_argument("--model", type=Path, help="model folder (default: the shipped model or $MTDETECT_MODEL)")

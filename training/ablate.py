@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from detector._detector import Detector
+from detector._detector import Detector, span_values
 from detector._metrics import char_prf, gold_rule
 
 from .evaluate import clean_metrics, gated, pred_spans, score_records, segment_metrics, span_metrics
@@ -35,8 +35,7 @@ def run_variant(det: Detector, news: list[dict], clean: list[dict], mode: str, s
     seed_s = score_records(det, [{"text": text, "label": "strict", "spans": []}])[0]
 
     def probs(s: Any) -> Sequence[float]:
-        raw = s.p_flu if mode == "fluency" else [a + b for a, b in zip(s.p_flu, s.p_acc)]
-        return gated(s, det.span_gate, raw)
+        return gated(s, det.span_gate, span_values(list(zip(s.p_flu, s.p_acc)), mode))
 
     def spans(s: Any, t: float) -> list[tuple[int, int]]:
         return pred_spans(s, t, probs=probs(s))

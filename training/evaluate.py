@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from detector._detector import Detector, _passage_spans
+from detector._detector import Detector, _passage_spans, span_values
 from detector._metrics import auprc, auroc, best_f1_threshold, char_prf, ece, word_mcc
 
 
@@ -33,7 +33,7 @@ class Scored:
 def set_span_score(scored: Sequence[Scored], mode: str) -> None:
     """Cut spans from P(fluency) ("fluency") or from 1 - P(ok) = P(fluency) + P(accuracy) ("error")."""
     for s in scored:
-        s.p_span = s.p_flu if mode == "fluency" else [f + a for f, a in zip(s.p_flu, s.p_acc)]
+        s.p_span = span_values(list(zip(s.p_flu, s.p_acc)), mode)
 
 
 def gated(s: Scored, gate: float, values: Sequence[float] | None = None) -> Sequence[float]:

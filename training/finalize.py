@@ -82,8 +82,8 @@ def choose_settings(det: Detector, news: list[Scored], clean: list[Scored], othe
     for group in [news, clean, seed, *others]:
         recalibrate(group, a, b, c)
     best: dict[str, Any] | None = None
-    for mode in span_scores:
-        set_span_score([*news, *clean, *seed, *(s for g in others for s in g)], mode)
+    for mode in span_scores:  # only the sets the choice is made on; ``others`` get the chosen score below
+        set_span_score([*news, *clean, *seed], mode)
         th = choose_thresholds(news, clean, max_flag=max_flag, max_span=max_span,
                                gates=gate_grid(news, clean, max_flag) if gate_spans else (0.0,),
                                accept=seed_accepts(seed[0], gold) if require_seed else None)

@@ -146,18 +146,28 @@ class ExampleBuilder:
         return Example(w.ids, w.shapes, lw.ids, w.target, (y_g, y_a))
 
 
-def load_pools(corpus: Path, cfg: dict, rng: random.Random) -> dict[str, list[tuple[list[dict], int]]]:
-    """Per-source pools of (document group, index) pairs, sub-sampled as the config says."""
+def read_train_records(corpus: Path) -> list[dict]:
+    """Training records in file order (real, then synthetic), less the MLQE-PE outputs that are not clean."""
     train = read_records(corpus / "train.jsonl") + read_records(corpus / "synth_train.jsonl")
+    # post-edit tags mix accuracy and preference edits: only fluent MLQE outputs are used
+    return [r for r in train if not (r["source"] == "mlqe_pe" and r["label"] != "clean")]
+
+
+def documents(records: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Records grouped by (document, MT system), in segment order, keyed in sorted order; a synthetic window is a
+    document of its own."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in train:
-        if r["source"] == "mlqe_pe" and r["label"] != "clean":
-            continue  # post-edit tags mix accuracy and preference edits: only fluent MLQE outputs are used
+    for r in records:
         key = (r["doc_id"], r["system"]) if not r["synthetic"] else (r["id"], "")
         groups[key].append(r)
+    return {key: sorted(groups[key], key=lambda r: r["seg"]) for key in sorted(groups)}
+
+
+def load_pools(docs: dict[tuple[str, str], list[dict]], cfg: dict,
+               rng: random.Random) -> dict[str, list[tuple[list[dict], int]]]:
+    """Per-source pools of (document group, index) pairs, sub-sampled as the config says."""
     pools: dict[str, list[tuple[list[dict], int]]] = defaultdict(list)
-    for key in sorted(groups):
-        g = sorted(groups[key], key=lambda r: r["seg"])
+    for g in docs.values():
         for i, r in enumerate(g):
             src = r["source"]
             if src in ("gum", "brown", "abc", "sotu", "newstest_en", "wmt21_ref_a"):
@@ -176,22 +186,16 @@ def load_pools(corpus: Path, cfg: dict, rng: random.Random) -> dict[str, list[tu
 PAIR_KINDS = ("strict>clean", "strict>broad", "broad>clean")
 
 
-def load_pairs(corpus: Path, cfg: dict) -> dict[str, list[tuple[tuple[list[dict], int], tuple[list[dict], int]]]]:
+def load_pairs(records: list[dict], docs: dict[tuple[str, str], list[dict]],
+               cfg: dict) -> dict[str, list[tuple[tuple[list[dict], int], tuple[list[dict], int]]]]:
     """Ranking pairs: two MT outputs of the same source segment (different systems, same rater study), the first
     with a worse label than the second. Both come with their own document (same system) for context.
 
     The pair members have the same source sentence, so they are close in length and topic: ranking them can only
     be learned from the errors themselves, not from "long or hard sentences have more errors"."""
     sources = set(cfg.get("pair_sources", ["wmt20_news", "wmt21_news"]))
-    train = [r for r in read_records(corpus / "train.jsonl") if r["source"] in sources]
-    docs: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in train:
-        docs[(r["doc_id"], r["system"])].append(r)
-    where: dict[str, tuple[list[dict], int]] = {}
-    for key in sorted(docs):
-        g = sorted(docs[key], key=lambda r: r["seg"])
-        for i, r in enumerate(g):
-            where[r["id"]] = (g, i)
+    train = [r for r in records if r["source"] in sources]
+    where = {r["id"]: (g, i) for g in docs.values() for i, r in enumerate(g) if r["source"] in sources}
     segs: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
     for r in train:
         segs[(r["source"], r["doc_id"], r["seg"])].append(r)
@@ -364,7 +368,9 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
     torch.set_num_threads(cfg.get("threads", 2))
     model, tok, bert_cfg = init_model(cfg)
     builder = ExampleBuilder(tok, cfg)
-    pools = load_pools(corpus, cfg, rng)
+    records = read_train_records(corpus)
+    docs = documents(records)
+    pools = load_pools(docs, cfg, rng)
     val_news = read_records(corpus / "val_news.jsonl")
     val_clean = read_records(corpus / "val_clean.jsonl")
     rng_v = random.Random(seed + 1)
@@ -384,7 +390,7 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
     best: tuple[float, dict | None, dict] = (-1.0, None, {})
     step = 0
     history = []
-    pairs = load_pairs(corpus, cfg) if cfg.get("pairs_per_epoch", 0) else {}
+    pairs = load_pairs(records, docs, cfg) if cfg.get("pairs_per_epoch", 0) else {}
     n_pair_batches = cfg.get("pairs_per_epoch", 0) // cfg.get("pair_batch_size", 8)
     total_steps = epochs * (math.ceil(n_per_epoch / cfg["batch_size"]) + n_pair_batches)
     warm = int(0.06 * total_steps)
@@ -429,8 +435,6 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
         metrics["epoch"] = epoch + 1
         history.append(metrics)
         sel = metrics["auroc_strict"] + metrics["auroc_broad"] + metrics["span_f1_all"]
-        if cfg.get("select_on_pairs"):
-            sel += metrics.get("pair_acc_strict_clean", 0.0) + metrics.get("pair_acc_broad_clean", 0.0)
         log(f"epoch {epoch + 1} validation: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
         if sel > best[0]:
             best = (sel, {k: v.detach().clone() for k, v in model.state_dict().items()}, metrics)
