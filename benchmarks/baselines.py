@@ -149,7 +149,7 @@ class SurprisalBaseline:
 
     def raw(self, texts: Sequence[str]) -> list[tuple[float, float, TokenScores]]:
         torch = self.torch
-        out = []
+        out: list[tuple[float, float, TokenScores]] = []
         with torch.inference_mode():
             for t in texts:
                 if not t.strip():
@@ -197,18 +197,18 @@ class SurprisalBaseline:
 
 def choose_threshold(scores: Sequence[float], labels: Sequence[int]) -> float:
     """Best-F1 threshold on training records."""
-    from detector._metrics import best_f1_threshold
+    from detector.evaluation import best_f1_threshold
 
     return best_f1_threshold(scores, labels, sorted(set(round(s, 3) for s in scores)))[1]
 
 
 def choose_span_threshold(texts: Sequence[str], outs: Sequence[Output], gold: Sequence[Sequence[tuple[int, int]]]) -> float:
-    from detector._metrics import char_prf
+    from detector.evaluation import char_prf
 
     best = (-1.0, 0.5)
     for t in [x / 20 for x in range(1, 20)]:
         f1 = char_prf([spans_at(x, o.tokens, t) for x, o in zip(texts, outs)], gold)["f1"]
-        if f1 > best[0]:
+        if f1 > best[0]:  # NaN (no gold, no prediction) never wins
             best = (f1, t)
     return best[1]
 

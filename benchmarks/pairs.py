@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 from detector import Detector
-from detector._metrics import auroc
-from training.evaluate import pair_metrics, score_records
+from detector.evaluation import EvalRecord, auroc, pair_metrics, predict, score_records
 from training.records import read_records
 
 
@@ -33,9 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.time()
     recs = read_records(args.corpus / "val_news.jsonl")
+    gold = [EvalRecord.from_dict(r) for r in recs]
     det = Detector.load(args.model)
     scorers: dict[str, list[float]] = {
-        f"mtdetect {det.config.version} passage probability": [s.score for s in score_records(det, recs)],
+        f"mtdetect {det.config.version} passage probability": [p.score for p in predict(det, score_records(det, recs))],
         "token count (whitespace words)": [float(len(r["text"].split())) for r in recs],
     }
     if not args.no_smollm2:
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, xs in scorers.items():
         st = [(x, r["label"] == "strict") for x, r in zip(xs, recs) if r["label"] in ("strict", "clean")]
         br = [(x, r["label"] != "clean") for x, r in zip(xs, recs) if r["label"] in ("strict", "broad", "clean")]
-        pm = pair_metrics(recs, xs)
+        pm = pair_metrics(gold, xs)
         n_pairs = {k: int(v) for k, v in pm.items() if k.startswith("n_pairs")}
         lines.append(f"| {name} | {auroc([a for a, _ in st], [int(b) for _, b in st]):.3f} | "
                      f"{auroc([a for a, _ in br], [int(b) for _, b in br]):.3f} | {pm['pair_acc_strict_clean']:.3f} | "

@@ -11,19 +11,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from detector import Detector
-from detector._eval import Scored, evaluate
-from detector._metrics import gold_rule
+from detector.evaluation import EvalRecord, Prediction, evaluate, fmt, gold_rule, jsonable
 from training.records import read_records
 
 from .baselines import Output, choose_span_threshold, choose_threshold, make, spans_at
@@ -36,6 +35,26 @@ SEED = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One record's gold side and one system's prediction for it."""
+
+    record: EvalRecord
+    pred: Prediction
+
+    @property
+    def label(self) -> str:
+        return self.record.label
+
+    @property
+    def score(self) -> float:
+        return self.pred.score
+
+
+def evaluated(items: list[Scored], bootstrap: int) -> dict[str, Any]:
+    return evaluate([s.record for s in items], [s.pred for s in items], bootstrap=bootstrap)
 
 
 class System:
@@ -60,18 +79,13 @@ class System:
 
     def score(self, rows: list[dict]) -> list[Scored]:
         texts = [r["text"] for r in rows]
-        out = []
         if self.name == "mtdetect":
-            dets = self.det.detect_batch(texts, batch_size=32)
-            preds = [(d.score, d.flagged, tuple((s.start, s.end) for s in d.spans)) for d in dets]
+            preds = [Prediction.of(d) for d in self.det.detect_batch(texts, batch_size=32)]
         else:
             outs: list[Output] = self.impl.score(texts)
-            preds = [(o.score, o.score >= self.threshold, tuple(spans_at(t, o.tokens, self.span_threshold)))
+            preds = [Prediction(o.score, o.score >= self.threshold, tuple(spans_at(t, o.tokens, self.span_threshold)))
                      for t, o in zip(texts, outs)]
-        for r, (sc, fl, sp) in zip(rows, preds):
-            out.append(Scored(r["text"], r["label"], r["source"], tuple((s["start"], s["end"]) for s in r["spans"]),
-                              sc, fl, sp))
-        return out
+        return [Scored(EvalRecord.from_dict(r), p) for r, p in zip(rows, preds)]
 
 
 def speed(system: str, sentences: Path) -> dict[str, Any]:
@@ -129,9 +143,9 @@ def plots(out: Path, curves: dict[str, dict[str, list[Scored]]], mt: dict[str, l
     for s in items:
         bins[min(9, int(s.score * 10))].append(s)
     xs = [sum(s.score for s in b) / len(b) for b in bins if b]
-    ys = [sum(s.label == "strict" for s in b) / len(b) for b in bins if b]
+    shares = [sum(s.label == "strict" for s in b) / len(b) for b in bins if b]
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.plot(xs, ys, "o-")
+    ax.plot(xs, shares, "o-")
     ax.set(xlabel="mean predicted probability", ylabel="share strict-garbled", title="Reliability, val_news (strict)")
     fig.tight_layout()
     fig.savefig(out / "reliability.png", dpi=90)
@@ -166,9 +180,7 @@ def _pr(xs: list[float], ys: list[int]) -> tuple[list[float], list[float]]:
 
 
 def f(x: Any) -> str:
-    if isinstance(x, float):
-        return "n/a" if math.isnan(x) else f"{x:.3f}"
-    return str(x)
+    return fmt(x)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,15 +212,15 @@ def main(argv: list[str] | None = None) -> int:
         for split, rows in data.items():
             sc = system.score(rows)
             curves[split][system.label] = sc
-            res["sets"][split] = evaluate(sc, bootstrap=100)
+            res["sets"][split] = evaluated(sc, bootstrap=100)
             if name == "mtdetect":
                 mt_scored[split] = sc
         cl = system.score(clean)
         if name == "mtdetect":
             mt_clean = cl
-        res["clean"] = evaluate(cl, bootstrap=0)
+        res["clean"] = evaluated(cl, bootstrap=0)
         seed_sc = system.score([{"text": seed_text, "label": "strict", "source": "seed", "spans": []}])[0]
-        res["seed"] = gold_rule(seed_text, gold, list(seed_sc.spans))
+        res["seed"] = gold_rule(seed_text, gold, list(seed_sc.pred.spans))
         res["seconds"] = round(time.time() - t)
         results[name] = res
         log(f"{name}: done in {res['seconds']}s; seed passed={res['seed']['passed']}")
@@ -222,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     os.unlink(tf.name)
     pngs = plots(args.out, curves, mt_scored, mt_clean)
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    (args.out / "benchmarks.json").write_text(json.dumps({"date": when, "cores": os.cpu_count(), "results": results,
-                                                          "speed": speeds}, indent=1, default=str) + "\n")
+    summary = {"date": when, "cores": os.cpu_count(), "results": results, "speed": speeds}
+    (args.out / "benchmarks.json").write_text(json.dumps(jsonable(summary), indent=1, default=str) + "\n")
     lines = [
         "# Benchmarks: mtdetect and peer baselines",
         "",
@@ -251,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["## Clean human English (val_clean)", "", "| system | flagged | carries a span |", "|---|---|---|"]
     for res in results.values():
         m = res["clean"]
-        lines.append(f"| {res['label']} | {f(m['clean_flag_rate'])} | {f(m['clean_english_span_rate'])} |")
+        lines.append(f"| {res['label']} | {f(m['clean_flag_rate'])} | {f(m['clean_span_rate'])} |")
     lines += ["", "## Seed article (gold rule)", "", "| system | passed | must_flag hit | other sentences touched |",
               "|---|---|---|---|"]
     for res in results.values():

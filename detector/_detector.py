@@ -1,54 +1,45 @@
-"""The Detector: loads a model folder and scores texts."""
+"""The Detector: loads a model folder, computes raw scores and turns them into decisions."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ._decode import decide, passage_probabilities
 from ._errors import ModelError
 from ._modelfiles import ModelConfig, default_model_path, read_config, verify_manifest
-from ._text import Window, build_windows, split_passages, tokenize_passages
-from ._types import Detection, Passage, Span
+from ._text import build_windows, split_passages, tokenize_passages
+from ._types import Detection, Passage, RawScores, Settings, Span
 
-_WORD_CHAR = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'-")
-
-
-@dataclass
-class _TextState:
-    text: str
-    pieces: list[Any]
-    token_offsets: list[list[tuple[int, int]]]
-    token_probs: list[list[tuple[float, float]]]  # (p_fluency, p_accuracy) per token
-    passage_logit: list[tuple[float, float]]  # (garbled, any_major) logits, max over a passage's chunks
-    windows: list[Window]
+#: a streamed document is scored in blocks of about this many characters, cut at paragraph or line breaks
+STREAM_BLOCK_CHARS = 1 << 18
 
 
 class Detector:
     """Finds garbled machine-translated passages in English text.
 
-    Use :meth:`load` to create one; then :meth:`detect` or :meth:`detect_batch`.
+    Create one with :meth:`load`; then :meth:`detect`, :meth:`detect_batch` or :meth:`detect_stream`.
+    Two tiers: :meth:`score_raw` gives what the network says (token class probabilities, passage logits, offsets);
+    :meth:`decide` turns raw scores into a :class:`Detection` with the detector's frozen :class:`Settings`.
+    A detector is immutable: :meth:`with_settings` returns a new one sharing the same network.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, config: ModelConfig, path: Path | None = None,
-                 checksum: str = "not checked") -> None:
-        self._model = model
+    def __init__(self, network: Any, tokenizer: Any, config: ModelConfig, *, path: Path | None = None,
+                 checksum: str = "not checked", settings: Settings | None = None) -> None:
+        self._network = network
         self._tok = tokenizer
-        self.config = config
-        self.path = path
-        self.checksum = checksum
-        self.threshold = config.threshold
-        self.span_threshold = config.span_threshold
-        #: spans are reported only inside passages whose probability is at least this (0: anywhere)
-        self.span_gate = config.span_gate
-        #: "fluency": spans are runs of tokens with P(fluency) >= span_threshold; "error": 1 - P(ok) instead, each
-        #: span labelled with the class (fluency or accuracy) that carries more of its probability
-        self.span_score = config.span_score
+        self._config = config
+        self._settings = settings if settings is not None else config.settings
+        self._path = path
+        self._checksum = checksum
         self._cls = tokenizer.token_to_id("[CLS]")
         self._sep = tokenizer.token_to_id("[SEP]")
         self._pad = tokenizer.token_to_id("[PAD]") or 0
+        if self._cls is None or self._sep is None:
+            raise ModelError("the tokenizer has no [CLS] or [SEP] token")
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -66,22 +57,161 @@ class Detector:
         config = read_config(folder)
         checksum = verify_manifest(folder) if verify else "not checked"
         if threads is not None:
+            if not 1 <= threads <= 1024:
+                raise ValueError("threads must be between 1 and 1024")
             torch.set_num_threads(threads)
-        tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        try:
+            tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as e:  # noqa: BLE001 - any failure here means a broken tokenizer file
+            raise ModelError(f"cannot read {folder / 'tokenizer.json'}: {e}") from None
         tok.no_truncation()
         tok.no_padding()
-        model = SpanDetector(config.bert)
         try:
+            network = SpanDetector(config.bert)
             state = load_file(str(folder / "model.safetensors"))
-            missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-        except Exception as e:  # noqa: BLE001 - any failure here means a broken weights file
-            raise ModelError(f"cannot read {folder / 'model.safetensors'}: {e}") from e
+            missing, unexpected = network.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+        except Exception as e:  # noqa: BLE001 - any failure here means a broken weights file or encoder config
+            raise ModelError(f"cannot read {folder / 'model.safetensors'}: {e}") from None
         if missing or unexpected:
             raise ModelError(f"weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        model.eval()
-        return cls(model, tok, config, folder, checksum)
+        network.eval()
+        return cls(network, tok, config, path=folder, checksum=checksum)
 
-    # ------------------------------------------------------------------ scoring
+    @classmethod
+    def from_parts(cls, network: Any, tokenizer: Any, config: ModelConfig,
+                   settings: Settings | None = None) -> Detector:
+        """A detector around an in-memory network (a :class:`detector.network.SpanDetector`) and tokenizer, e.g. a
+        model being trained. Settings default to the config's."""
+        network.eval()
+        return cls(network, tokenizer, config, settings=settings)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def config(self) -> ModelConfig:
+        """The model folder's configuration (its settings are the shipped defaults)."""
+        return self._config
+
+    @property
+    def settings(self) -> Settings:
+        """The decision settings in force."""
+        return self._settings
+
+    @property
+    def network(self) -> Any:
+        """The torch module (for training and ablation code)."""
+        return self._network
+
+    @property
+    def tokenizer(self) -> Any:
+        """The ``tokenizers.Tokenizer``."""
+        return self._tok
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def checksum(self) -> str:
+        """"ok" when the folder's SHA256SUMS was verified on load, else "not checked"."""
+        return self._checksum
+
+    @property
+    def threshold(self) -> float:
+        return self._settings.threshold
+
+    @property
+    def span_threshold(self) -> float:
+        return self._settings.span_threshold
+
+    @property
+    def span_gate(self) -> float:
+        return self._settings.span_gate
+
+    @property
+    def span_score(self) -> str:
+        return self._settings.span_score
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):
+            raise AttributeError(f"a Detector is immutable: use det.with_settings({name}=...) for a changed copy")
+        super().__setattr__(name, value)
+
+    def with_settings(self, settings: Settings | None = None, **changes: Any) -> Detector:
+        """A new detector with other decision settings (validated: out-of-range values raise
+        :class:`detector.SettingsError`), sharing this one's network. Pass a :class:`Settings`, or changes by name:
+        ``det.with_settings(threshold=0.7, span_gate=0.0)``."""
+        new = (settings or self._settings).replace(**changes)
+        return Detector(self._network, self._tok, self._config, path=self._path, checksum=self._checksum,
+                        settings=new)
+
+    def with_config(self, config: ModelConfig) -> Detector:
+        """A new detector with another configuration (e.g. calibration or context size), sharing the network; its
+        settings become the config's."""
+        return Detector(self._network, self._tok, config, path=self._path, checksum=self._checksum)
+
+    # ------------------------------------------------------------------ raw scores
+    def score_raw(self, texts: Sequence[str], batch_size: int = 32) -> list[RawScores]:
+        """Raw network output for each text, in order. Results do not depend on ``batch_size`` or on the other
+        texts: each passage is scored in a window of its own tokens plus up to ``context_tokens`` of its
+        neighbours, and windows are sorted by length before batching."""
+        import torch
+
+        from ._model import collate
+
+        if isinstance(texts, str):
+            raise TypeError("score_raw takes a sequence of strings")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        cfg = self._config
+        prepared = []
+        for t in texts:
+            if not isinstance(t, str):
+                raise TypeError(f"expected str, got {type(t).__name__}")
+            pieces = split_passages(t)
+            toks = tokenize_passages(self._tok, t, pieces)
+            base = np.zeros(len(pieces) + 1, dtype=np.int64)
+            base[1:] = np.cumsum([len(x.ids) for x in toks])
+            n = int(base[-1])
+            prepared.append((t, pieces, toks, base, np.zeros((n, 3), dtype=np.float64),
+                             np.full((len(pieces), 2), -np.inf, dtype=np.float64),
+                             build_windows(toks, cfg.max_length, cfg.context_tokens, self._cls, self._sep)))
+        items = [(k, w) for k, p in enumerate(prepared) for w in p[6]]
+        items.sort(key=lambda x: len(x[1].ids))  # length buckets: padding does not change results
+        with torch.inference_mode():
+            for b in range(0, len(items), batch_size):
+                chunk = items[b : b + batch_size]
+                x = collate([w for _, w in chunk], self._pad)
+                tok_logits, pas_logits = self._network(x["ids"], x["shapes"], x["mask"], x["target"])
+                probs = torch.softmax(tok_logits.float(), -1).double().numpy()
+                pas = pas_logits.double().numpy()
+                for i, (k, w) in enumerate(chunk):
+                    _, _, _, base, tprobs, plogits, _ = prepared[k]
+                    a, e = w.target
+                    start = int(base[w.passage]) + w.token_slice[0]
+                    tprobs[start : start + (e - a)] = probs[i, a:e]
+                    plogits[w.passage] = np.maximum(plogits[w.passage], pas[i])
+        out = []
+        for t, pieces, toks, base, tprobs, plogits, _ in prepared:
+            offs = np.array([o for x in toks for o in x.offsets], dtype=np.int64).reshape(-1, 2)
+            out.append(RawScores(
+                text=t,
+                passage_offsets=np.array([(p.start, p.end) for p in pieces], dtype=np.int64).reshape(-1, 2),
+                passage_logits=plogits,
+                token_offsets=offs,
+                token_passage=np.repeat(np.arange(len(pieces), dtype=np.int64), np.diff(base)),
+                token_probs=tprobs,
+            ))
+        return out
+
+    def passage_probabilities(self, raw: RawScores) -> np.ndarray:
+        """Calibrated probability of each passage of raw scores (what passage scores and flags are cut from)."""
+        return passage_probabilities(raw, self._config.calibration)
+
+    def decide(self, raw: RawScores) -> Detection:
+        """The decision for raw scores of one text, with this detector's calibration and settings."""
+        return decide(raw, self._settings, self._config.calibration)
+
+    # ------------------------------------------------------------------ decisions
     def detect(self, text: str) -> Detection:
         """Score one text."""
         return self.detect_batch([text])[0]
@@ -90,145 +220,82 @@ class Detector:
         """Score several texts; returns one :class:`Detection` per text, in order."""
         if isinstance(texts, str):
             raise TypeError("detect_batch takes a sequence of strings; use detect() for one text")
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        states = [self._prepare(t) for t in texts]
-        self._run(states, batch_size)
-        return [self._finish(s) for s in states]
+        return [self.decide(r) for r in self.score_raw(texts, batch_size)]
 
-    def _prepare(self, text: str) -> _TextState:
-        if not isinstance(text, str):
-            raise TypeError(f"expected str, got {type(text).__name__}")
-        pieces = split_passages(text)
-        toks = tokenize_passages(self._tok, text, pieces)
-        return _TextState(
-            text=text,
-            pieces=pieces,
-            token_offsets=[t.offsets for t in toks],
-            token_probs=[[(0.0, 0.0)] * len(t.ids) for t in toks],
-            passage_logit=[(-math.inf, -math.inf)] * len(pieces),
-            windows=build_windows(toks, self.config.max_length, self.config.context_tokens, self._cls, self._sep),
-        )
-
-    def _run(self, states: list[_TextState], batch_size: int) -> None:
-        import torch
-
-        items = [(si, w) for si, st in enumerate(states) for w in st.windows]
-        items.sort(key=lambda x: len(x[1].ids))  # length buckets: padding does not change results
-        with torch.inference_mode():
-            for b in range(0, len(items), batch_size):
-                chunk = items[b : b + batch_size]
-                L = max(len(w.ids) for _, w in chunk)
-                ids = torch.full((len(chunk), L), self._pad, dtype=torch.long)
-                shapes = torch.zeros((len(chunk), L), dtype=torch.long)
-                mask = torch.zeros((len(chunk), L), dtype=torch.long)
-                target = torch.zeros((len(chunk), L), dtype=torch.long)
-                for i, (_, w) in enumerate(chunk):
-                    n = len(w.ids)
-                    ids[i, :n] = torch.tensor(w.ids)
-                    shapes[i, :n] = torch.tensor(w.shapes)
-                    mask[i, :n] = 1
-                    target[i, w.target[0] : w.target[1]] = 1
-                tok_logits, pas_logits = self._model(ids, shapes, mask, target)
-                probs = torch.softmax(tok_logits.float(), -1)
-                for i, (si, w) in enumerate(chunk):
-                    st = states[si]
-                    a, e = w.target
-                    ts, _ = w.token_slice
-                    pf = probs[i, a:e, 1].tolist()
-                    pa = probs[i, a:e, 2].tolist()
-                    row = st.token_probs[w.passage]
-                    for k in range(e - a):
-                        row[ts + k] = (pf[k], pa[k])
-                    g, m = st.passage_logit[w.passage]
-                    st.passage_logit[w.passage] = (max(g, float(pas_logits[i, 0])), max(m, float(pas_logits[i, 1])))
-
-    def _calibrated(self, logits: tuple[float, float]) -> float:
-        g, m = logits
-        if g == -math.inf:
-            return 0.0
-        a, b, c = self.config.calibration
-        z = a * g + c * m + b
-        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
-
-    def _finish(self, st: _TextState) -> Detection:
-        text = st.text
-        passages = []
-        for p, logits in zip(st.pieces, st.passage_logit):
-            s = self._calibrated(logits)
-            passages.append(Passage(p.start, p.end, text[p.start : p.end], s, s >= self.threshold))
-        rows = st.token_probs
-        if self.span_gate > 0.0:
-            rows = [r if p.score >= self.span_gate else [(0.0, 0.0)] * len(r) for r, p in zip(rows, passages)]
-        spans = _passage_spans(text, st.token_offsets, [span_values(r, self.span_score) for r in rows],
-                               self.span_threshold, "fluency", rows if self.span_score == "error" else None)
-        if self.span_score == "fluency" and self.config.accuracy_span_threshold <= 1.0:
-            acc = _passage_spans(text, st.token_offsets, [[p[1] for p in r] for r in rows],
-                                 self.config.accuracy_span_threshold, "accuracy")
-            spans = sorted(spans + [a for a in acc if all(a.end <= f.start or a.start >= f.end for f in spans)],
-                           key=lambda s: s.start)
-        score = max((p.score for p in passages), default=0.0)
+    def detect_stream(self, chunks: Iterable[str], batch_size: int = 32, *,
+                      block_chars: int = STREAM_BLOCK_CHARS) -> Detection:
+        """Score one large document given as an iterable of text chunks of any size (e.g. read from a file), in
+        bounded memory. Offsets refer to the concatenated chunks. The text is scored in blocks of about
+        ``block_chars`` characters cut at a paragraph break (else a line break, else whitespace), so the cut does
+        not depend on how the input was chunked; a passage near a cut sees no context across it. To bound memory,
+        the result keeps only the passages that are flagged or carry a span."""
+        offset = 0
+        score = 0.0
+        spans: list[Span] = []
+        passages: list[Passage] = []
+        for block in _blocks(chunks, block_chars):
+            d = self.detect_batch([block], batch_size=batch_size)[0]
+            score = max(score, d.score)
+            spans += [Span(s.start + offset, s.end + offset, s.text, s.score, s.category) for s in d.spans]
+            passages += [Passage(p.start + offset, p.end + offset, p.text, p.score, p.flagged) for p in d.passages
+                         if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
+            offset += len(block)
         return Detection(score, score >= self.threshold, tuple(spans), tuple(passages))
 
     def info(self) -> dict[str, Any]:
-        """Model name, version, path, checksum status and thresholds."""
-        c = self.config
-        return {"name": c.name, "version": c.version, "path": str(self.path) if self.path else None,
-                "base_model": c.base_model, "checksum": self.checksum, "threshold": self.threshold,
-                "span_threshold": self.span_threshold, "span_gate": self.span_gate, "span_score": self.span_score,
-                "max_length": c.max_length,
-                "context_tokens": c.context_tokens}
+        """Model name, version, path, checksum status, settings and window sizes."""
+        c = self._config
+        return {"name": c.name, "version": c.version, "path": str(self._path) if self._path else None,
+                "base_model": c.base_model, "checksum": self._checksum, **self._settings.to_dict(),
+                "max_length": c.max_length, "context_tokens": c.context_tokens}
 
 
-def span_values(probs: Sequence[tuple[float, float]], mode: str) -> list[float]:
-    """Per-token values spans are cut from, given (P(fluency), P(accuracy)) per token: P(fluency) ("fluency") or
-    the error probability 1 - P(ok) = P(fluency) + P(accuracy) ("error")."""
-    return [f for f, _ in probs] if mode == "fluency" else [f + a for f, a in probs]
+def _blocks(chunks: Iterable[str], block_chars: int) -> Iterator[str]:
+    """Re-cut a stream of text chunks into blocks of about ``block_chars`` characters, at the last paragraph break
+    (blank line) in the block, else the last line break, else (past four times the size) the last whitespace,
+    else anywhere."""
+    if block_chars < 1:
+        raise ValueError("block_chars must be at least 1")
+    pending: list[str] = []
+    size = 0
+    for chunk in chunks:
+        if not isinstance(chunk, str):
+            raise TypeError(f"detect_stream takes text chunks (str), got {type(chunk).__name__}")
+        if not chunk:
+            continue
+        pending.append(chunk)
+        size += len(chunk)
+        while size >= block_chars:
+            buf = "".join(pending)
+            cut = _cut(buf, block_chars)
+            if cut <= 0:
+                pending, size = [buf], len(buf)
+                break
+            yield buf[:cut]
+            rest = buf[cut:]
+            pending, size = ([rest] if rest else []), len(rest)
+    if size:
+        yield "".join(pending)
 
 
-def _passage_spans(text: str, offs: Sequence[Sequence[tuple[int, int]]], probs: Sequence[Sequence[float]], thr: float,
-                   category: str, rows: Sequence[Sequence[tuple[float, float]]] | None = None) -> list[Span]:
-    """Spans found passage by passage, so that no span crosses a passage boundary. With ``rows`` (the passages'
-    (P(fluency), P(accuracy)) per token) each span is labelled by the class with more probability over it."""
-    if rows is None:
-        return [sp for o, p in zip(offs, probs) for sp in _spans(text, o, p, thr, category)]
-    return [sp for o, p, r in zip(offs, probs, rows) for sp in _categorised(_spans(text, o, p, thr, category), o, r)]
-
-
-def _categorised(spans: list[Span], offs: Sequence[tuple[int, int]], row: Sequence[tuple[float, float]]) -> list[Span]:
-    """Label each span of a passage fluency or accuracy by which class has more probability over its tokens."""
-    toks = [(a, b, pf, pa) for (a, b), (pf, pa) in zip(offs, row)]
-    out = []
-    for sp in spans:
-        flu = sum(pf for a, b, pf, _ in toks if a < sp.end and sp.start < b)
-        acc = sum(pa for a, b, _, pa in toks if a < sp.end and sp.start < b)
-        out.append(replace(sp, category="fluency" if flu >= acc else "accuracy"))
-    return out
-
-
-def _spans(text: str, offs: Sequence[tuple[int, int]], probs: Sequence[float], thr: float,
-           category: str) -> list[Span]:
-    """Runs of consecutive tokens at or above ``thr``, widened to whole words."""
-    out: list[Span] = []
-    i = 0
-    n = len(offs)
-    while i < n:
-        if probs[i] >= thr:
-            j = i
-            while j + 1 < n and probs[j + 1] >= thr:
-                j += 1
-            s, e = offs[i][0], offs[j][1]
-            while s > 0 and text[s - 1] in _WORD_CHAR and text[s] in _WORD_CHAR:
-                s -= 1
-            while e < len(text) and text[e] in _WORD_CHAR and text[e - 1] in _WORD_CHAR:
-                e += 1
-            score = max(probs[i : j + 1])
-            if out and s <= out[-1].end:
-                prev = out.pop()
-                s, score = prev.start, max(prev.score, score)
-            out.append(Span(s, e, text[s:e], score, category))
-            i = j + 1
-        else:
-            i += 1
-    return out
-
+def _cut(buf: str, block_chars: int) -> int:
+    """Where to cut ``buf`` (at least ``block_chars`` long), or 0 to wait for more text. The cut depends only on the
+    text, never on how it arrived: the last paragraph break in the first ``block_chars`` characters, else the last
+    line break there, else the first line break after them, else (once 4 x ``block_chars`` are buffered) the last
+    whitespace before that, else there."""
+    head = buf[:block_chars]
+    para = head.rfind("\n\n")
+    if para >= 0:
+        return para + 2
+    line = head.rfind("\n")
+    if line >= 0:
+        return line + 1
+    limit = 4 * block_chars
+    line = buf.find("\n", block_chars, limit)
+    if line >= 0:
+        return line + 1
+    if len(buf) < limit:
+        return 0
+    window = buf[:limit]
+    space = max(window.rfind(" "), window.rfind("\t"))
+    return space + 1 if space > 0 else limit

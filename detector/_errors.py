@@ -7,3 +7,7 @@ class DetectorError(Exception):
 
 class ModelError(DetectorError):
     """The model folder is missing, incomplete, or fails its checksum."""
+
+
+class SettingsError(DetectorError, ValueError):
+    """A decision setting (threshold, span threshold, span gate, span score) is out of range or unknown."""

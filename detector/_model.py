@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from ._text import N_SHAPES
+from ._types import PASSAGE_OUTPUTS, TOKEN_LABELS
 
-TOKEN_LABELS = ("ok", "fluency", "accuracy")
-PASSAGE_OUTPUTS = ("garbled", "any_major")
+
+class WindowLike(Protocol):
+    """A model input: token ids, shape ids and the [start, end) token positions of the target passage."""
+
+    @property
+    def ids(self) -> list[int]: ...
+
+    @property
+    def shapes(self) -> list[int]: ...
+
+    @property
+    def target(self) -> tuple[int, int]: ...
+
+
+def collate(windows: Sequence[WindowLike], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Batch collation, shared by inference and training: right-padded ``ids``, ``shapes``, attention ``mask`` and
+    ``target`` (1 on the target passage's tokens), each (B, L) with L the longest window. Padding does not change
+    the results of a window."""
+    B = len(windows)
+    L = max(len(w.ids) for w in windows)
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    shapes = torch.zeros((B, L), dtype=torch.long)
+    mask = torch.zeros((B, L), dtype=torch.long)
+    target = torch.zeros((B, L), dtype=torch.long)
+    for i, w in enumerate(windows):
+        n = len(w.ids)
+        ids[i, :n] = torch.tensor(w.ids, dtype=torch.long)
+        shapes[i, :n] = torch.tensor(w.shapes, dtype=torch.long)
+        mask[i, :n] = 1
+        target[i, w.target[0] : w.target[1]] = 1
+    return {"ids": ids, "shapes": shapes, "mask": mask, "target": target}
 
 
 class SpanDetector(nn.Module):

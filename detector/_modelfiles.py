@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import ModelError
+from ._errors import ModelError, SettingsError
+from ._types import PASSAGE_OUTPUTS, TOKEN_LABELS, Settings
 
 MANIFEST = "SHA256SUMS"
 REQUIRED = ("config.json", "tokenizer.json", "model.safetensors")
@@ -69,59 +71,107 @@ def verify_manifest(folder: Path) -> str:
     return "ok"
 
 
-SPAN_SCORES = ("fluency", "error")
-
-
 @dataclass(frozen=True)
 class ModelConfig:
+    """The model folder's ``config.json``: the one schema, read by :meth:`from_dict`, written by :meth:`to_dict`."""
+
     name: str
     version: str
     base_model: str
-    max_length: int
-    context_tokens: int
-    threshold: float
-    span_threshold: float
-    accuracy_span_threshold: float
-    span_gate: float  # spans are reported only inside passages scored at least this (0: anywhere)
-    span_score: str  # token value spans are cut from: "fluency" = P(fluency), "error" = 1 - P(ok)
-    calibration: tuple[float, float, float]  # p = sigmoid(a * garbled_logit + c * any_major_logit + b)
-    bert: dict[str, Any]
-    raw: dict[str, Any]
+    max_length: int  # tokens per window, [CLS] and [SEP] included
+    context_tokens: int  # tokens of neighbouring text on each side of a passage
+    calibration: tuple[float, float, float]  # p = sigmoid(a * garbled_logit + c * any_major_logit + b), as (a, b, c)
+    settings: Settings  # the shipped decision settings (threshold, span threshold, span gate, span score)
+    bert: dict[str, Any]  # the encoder's transformers config
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+    def from_dict(cls, d: Any) -> ModelConfig:
+        """Validate a parsed config.json; raises :class:`ModelError` naming the field."""
+        if not isinstance(d, dict):
+            raise ModelError(f"config.json must hold a JSON object, not {type(d).__name__}")
+        unknown = sorted(set(d) - set(_KEYS))
+        if unknown:
+            raise ModelError(f"config.json has an unknown field {unknown[0]!r}")
+        missing = [k for k in _KEYS if k not in d]
+        if missing:
+            raise ModelError(f"config.json lacks the field {missing[0]!r}")
+        for key, labels in (("labels", TOKEN_LABELS), ("passage_outputs", PASSAGE_OUTPUTS)):
+            if d[key] != list(labels):
+                raise ModelError(f"config.json field {key!r} must be {list(labels)}, not {d[key]!r}")
+        cal = d["calibration"]
+        if not isinstance(cal, dict) or set(cal) - {"a", "b", "c"} or not {"a", "b"} <= set(cal):
+            raise ModelError("config.json field 'calibration' must be an object with numbers a, b and optionally c")
         try:
-            cal = d.get("calibration", {"a": 1.0, "b": 0.0})
-            return cls(
-                name=str(d["name"]),
-                version=str(d["version"]),
-                base_model=str(d.get("base_model", "")),
-                max_length=int(d["max_length"]),
-                context_tokens=int(d["context_tokens"]),
-                threshold=float(d["threshold"]),
-                span_threshold=float(d["span_threshold"]),
-                accuracy_span_threshold=float(d.get("accuracy_span_threshold", 1.01)),
-                span_gate=_unit("span_gate", d.get("span_gate", 0.0)),
-                span_score=_choice("span_score", d.get("span_score", "fluency"), SPAN_SCORES),
-                calibration=(float(cal["a"]), float(cal["b"]), float(cal.get("c", 0.0))),
-                bert=dict(d["bert"]),
-                raw=d,
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelError(f"config.json is missing or has a bad field: {e}") from e
+            settings = Settings(threshold=d["threshold"], span_threshold=d["span_threshold"],
+                                span_gate=d["span_gate"], span_score=d["span_score"])
+        except SettingsError as e:
+            raise ModelError(f"config.json: {e}") from None
+        bert = d["bert"]
+        if not isinstance(bert, dict):
+            raise ModelError("config.json field 'bert' must be an object (the encoder's config)")
+        cfg = cls(
+            name=_str(d, "name"), version=_str(d, "version"), base_model=_str(d, "base_model"),
+            max_length=_int(d, "max_length", 16, 4096), context_tokens=_int(d, "context_tokens", 0, 1024),
+            calibration=(_num(cal, "a", "calibration.a"), _num(cal, "b", "calibration.b"),
+                         _num(cal, "c", "calibration.c") if "c" in cal else 0.0),
+            settings=settings, bert=dict(bert),
+        )
+        positions = bert.get("max_position_embeddings")
+        if isinstance(positions, int) and cfg.max_length > positions:
+            raise ModelError(f"config.json field 'max_length' ({cfg.max_length}) exceeds the encoder's "
+                             f"max_position_embeddings ({positions})")
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config.json content (every key is read back by :meth:`from_dict`)."""
+        a, b, c = self.calibration
+        return {
+            "name": self.name, "version": self.version, "base_model": self.base_model,
+            "labels": list(TOKEN_LABELS), "passage_outputs": list(PASSAGE_OUTPUTS),
+            "max_length": self.max_length, "context_tokens": self.context_tokens,
+            **self.settings.to_dict(),
+            "calibration": {"a": a, "b": b, "c": c},
+            "bert": self.bert,
+        }
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with ``changes`` applied, validated like a loaded config."""
+        return ModelConfig.from_dict({**self.to_dict(), **_flat(changes)})
 
 
-def _choice(name: str, v: Any, allowed: tuple[str, ...]) -> str:
-    if v not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {v!r}")
-    return str(v)
+_KEYS = ("name", "version", "base_model", "labels", "passage_outputs", "max_length", "context_tokens", "threshold",
+         "span_threshold", "span_gate", "span_score", "calibration", "bert")
 
 
-def _unit(name: str, v: Any) -> float:
-    x = float(v)
-    if not 0.0 <= x <= 1.0:
-        raise ValueError(f"{name} must be between 0 and 1, not {v!r}")
-    return x
+def _flat(changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(changes)
+    if "settings" in out:
+        out.update(out.pop("settings").to_dict())
+    if "calibration" in out and isinstance(out["calibration"], tuple | list):
+        a, b, c = out["calibration"]
+        out["calibration"] = {"a": a, "b": b, "c": c}
+    return out
+
+
+def _str(d: dict[str, Any], key: str) -> str:
+    v = d[key]
+    if not isinstance(v, str):
+        raise ModelError(f"config.json field {key!r} must be a string, not {v!r}")
+    return v
+
+
+def _int(d: dict[str, Any], key: str, lo: int, hi: int) -> int:
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ModelError(f"config.json field {key!r} must be an integer from {lo} to {hi}, not {v!r}")
+    return v
+
+
+def _num(d: dict[str, Any], key: str, name: str) -> float:
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ModelError(f"config.json field {name!r} must be a finite number, not {v!r}")
+    return float(v)
 
 
 def read_config(folder: Path) -> ModelConfig:
@@ -130,6 +180,10 @@ def read_config(folder: Path) -> ModelConfig:
             raise ModelError(f"model folder {folder} lacks {name}")
     try:
         d = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ModelError(f"{folder / 'config.json'} is not UTF-8 text") from None
     except json.JSONDecodeError as e:
-        raise ModelError(f"{folder / 'config.json'} is not valid JSON: {e}") from e
+        raise ModelError(f"{folder / 'config.json'} is not valid JSON: {e}") from None
+    except OSError as e:
+        raise ModelError(f"cannot read {folder / 'config.json'}: {e.strerror}") from None
     return ModelConfig.from_dict(d)

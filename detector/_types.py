@@ -1,9 +1,21 @@
-"""Result types returned by :class:`detector.Detector`."""
+"""Result, settings and raw-score types of :class:`detector.Detector`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+import numpy as np
+
+from ._errors import SettingsError
+
+#: token values spans are cut from: "fluency" = P(fluency); "error" = 1 - P(ok) = P(fluency) + P(accuracy)
+SPAN_SCORES = ("fluency", "error")
+#: classes of the token head, in the order of :attr:`RawScores.token_probs`' columns
+TOKEN_LABELS = ("ok", "fluency", "accuracy")
+#: outputs of the passage head, in the order of :attr:`RawScores.passage_logits`' columns
+PASSAGE_OUTPUTS = ("garbled", "any_major")
 
 
 @dataclass(frozen=True)
@@ -50,3 +62,87 @@ class Detection:
             "spans": [s.to_dict() for s in self.spans],
             "passages": [p.to_dict() for p in self.passages],
         }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The decision settings: how raw scores become flags and spans. Validated on creation.
+
+    - ``threshold``: a text (and a passage) is flagged when its probability is at least this.
+    - ``span_threshold``: spans are runs of tokens whose span value is at least this.
+    - ``span_gate``: spans are reported only inside passages whose probability is at least this (0: anywhere).
+    - ``span_score``: the span value, ``"error"`` = 1 - P(ok) (each span labelled ``fluency`` or ``accuracy`` by
+      the class with more probability over it) or ``"fluency"`` = P(fluency) (every span labelled ``fluency``).
+    """
+
+    threshold: float = 0.5
+    span_threshold: float = 0.5
+    span_gate: float = 0.0
+    span_score: str = "error"
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "span_threshold", "span_gate"):
+            object.__setattr__(self, name, _unit(name, getattr(self, name)))
+        if self.span_score not in SPAN_SCORES:
+            raise SettingsError(f"span_score must be one of {', '.join(SPAN_SCORES)}, not {self.span_score!r}")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (validated; unknown names are refused)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise SettingsError(f"unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        return Settings(**{**asdict(self), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _unit(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise SettingsError(f"{name} must be a number between 0 and 1, not {v!r}")
+    x = float(v)
+    if math.isnan(x) or not 0.0 <= x <= 1.0:
+        raise SettingsError(f"{name} must be a number between 0 and 1, not {v!r}")
+    return x
+
+
+@dataclass(frozen=True, eq=False)
+class RawScores:
+    """What the network says about one text, before any threshold: the input to every decision.
+
+    All offsets are character offsets into ``text``. Tokens are stored passage by passage, in text order.
+
+    - ``passage_offsets``: (P, 2) int, [start, end) of each passage (sentence-like unit).
+    - ``passage_logits``: (P, 2) float, the passage head's (garbled, any_major) logits, the max over the passage's
+      windows; -inf for a passage without tokens.
+    - ``token_offsets``: (N, 2) int, [start, end) of each token.
+    - ``token_passage``: (N,) int, the passage index of each token (non-decreasing).
+    - ``token_probs``: (N, 3) float, per-token probabilities of the classes in :data:`TOKEN_LABELS`
+      (ok, fluency, accuracy).
+    """
+
+    text: str
+    passage_offsets: np.ndarray
+    passage_logits: np.ndarray
+    token_offsets: np.ndarray
+    token_passage: np.ndarray
+    token_probs: np.ndarray
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                v.setflags(write=False)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.token_offsets.shape[0])
+
+    def span_values(self, span_score: str) -> np.ndarray:
+        """Per-token values spans are cut from: P(fluency) ("fluency") or 1 - P(ok) ("error")."""
+        if span_score == "fluency":
+            return self.token_probs[:, 1]
+        if span_score == "error":
+            return self.token_probs[:, 1] + self.token_probs[:, 2]
+        raise SettingsError(f"span_score must be one of {', '.join(SPAN_SCORES)}, not {span_score!r}")

@@ -1,7 +1,7 @@
-"""The ``mtdetect`` command line.
+"""The ``mtdetect`` command line: ``score``, ``eval`` and ``info``.
 
 Exit codes: 0 nothing flagged, 1 something flagged (0 with --exit-zero), 2 usage or input error,
-3 model error (missing, damaged or unreadable model folder).
+3 model error (missing, damaged or unreadable model folder), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,17 +10,21 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ._io import STREAM_BYTES, InputError, InputRecord, ReadStats, read_jsonl, read_plain, read_plain_blocks, read_tsv
-from ._modelfiles import SPAN_SCORES
-from ._types import Detection, Passage, Span
+from ._errors import SettingsError
+from ._formatting import FORMATS, Writer
+from ._reading import InputError, InputRecord, ReadOptions, ReadStats, read_input
+from ._types import SPAN_SCORES, Settings
 
-EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
-_RED, _DIM, _RESET = "\033[1;31m", "\033[2m", "\033[0m"
+EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+SETTING_OPTIONS = ("threshold", "span_threshold", "span_gate", "span_score")
+MAX_THREADS = 256
+
+
+# ------------------------------------------------------------------------------------------ parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,14 +34,17 @@ def _parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 nothing flagged, 1 something flagged, 2 usage or input error, 3 model error",
     )
     sub = ap.add_subparsers(dest="command", required=True)
-    sc = sub.add_parser("score", help="score texts (files, or stdin with - or no file)")
+    sc = sub.add_parser("score", help="score texts (files, or stdin with - or no file)",
+                        description="Score texts. Input kind: --tsv-column, --plain or --jsonl when given; a .jsonl "
+                                    "file is JSONL; otherwise JSONL when the first non-blank line is a JSON object "
+                                    "with the text field, else one plain-text document.")
     sc.add_argument("files", nargs="*", help="input files; '-' or none reads stdin")
     kind = sc.add_mutually_exclusive_group()
-    kind.add_argument("--jsonl", action="store_true", help="input is JSON Lines (implied by a .jsonl file name)")
+    kind.add_argument("--jsonl", action="store_true", help="input is JSON Lines (also detected from the content)")
+    kind.add_argument("--plain", action="store_true", help="input is one plain-text document, even if it looks like JSONL")
     kind.add_argument("--tsv-column", type=int, metavar="N", help="input is TSV; column N (1-based) holds the text")
     sc.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
-    sc.add_argument("--format", choices=["pretty", "json", "jsonl", "tsv"],
-                    help="output format (default: pretty on a terminal, jsonl otherwise)")
+    sc.add_argument("--format", choices=FORMATS, help="output format (default: pretty on a terminal, jsonl otherwise)")
     sc.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
     sc.add_argument("--span-threshold", type=float, help="span threshold (default: the model's)")
     sc.add_argument("--span-gate", type=float,
@@ -52,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--skip-bad-lines", action="store_true", help="skip malformed JSONL/TSV lines and report the count")
     sc.add_argument("--exit-zero", action="store_true", help="exit 0 even when something is flagged")
     sc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
-    sc.add_argument("--threads", type=int, help="torch CPU threads")
-    ev = sub.add_parser("eval", help="quality metrics on canonical records (text, spans, label)")
+    sc.add_argument("--threads", type=int, help=f"torch CPU threads (1-{MAX_THREADS})")
+    ev = sub.add_parser("eval", help="quality metrics on labelled records (text, spans, label)")
     ev.add_argument("data", type=Path, help="JSONL with text, spans [{start, end}] and label (strict/broad/clean/...)")
     ev.add_argument("--model", type=Path, help="model folder")
     ev.add_argument("--format", choices=["markdown", "json"], default="markdown")
@@ -67,94 +74,64 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _setting_changes(a: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(a, k) for k in SETTING_OPTIONS if getattr(a, k, None) is not None}
+
+
 def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
-    if a.command != "score":
+    if a.command == "info":
         return
     if a.batch_size < 1:
         ap.error("--batch-size must be at least 1")
-    for name in ("threshold", "span_threshold", "span_gate"):
-        v = getattr(a, name)
-        if v is not None and not 0.0 <= v <= 1.0:
-            ap.error(f"--{name.replace('_', '-')} must be between 0 and 1")
+    try:
+        Settings().replace(**_setting_changes(a))  # the one validation of decision settings
+    except SettingsError as e:
+        ap.error(f"--{str(e).replace('_', '-')}")
+    if a.command == "eval":
+        if a.bootstrap < 0 or a.limit < 0:
+            ap.error("--bootstrap and --limit must be at least 0")
+        return
     if a.tsv_column is not None and a.tsv_column < 1:
         ap.error("--tsv-column is 1-based and must be at least 1")
+    if a.threads is not None and not 1 <= a.threads <= MAX_THREADS:
+        ap.error(f"--threads must be between 1 and {MAX_THREADS}")
 
 
-class _Progress:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.n = 0
-        self.t0 = time.time()
-
-    def update(self, k: int) -> None:
-        self.n += k
-        if self.enabled:
-            rate = self.n / max(1e-9, time.time() - self.t0)
-            sys.stderr.write(f"\rmtdetect: {self.n} records ({rate:.1f}/s)")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.n:
-            sys.stderr.write("\n")
+# ------------------------------------------------------------------------------------------ helpers
 
 
-def _records(a: argparse.Namespace, stats: ReadStats, warn: Any) -> Iterator[InputRecord]:
-    files = a.files or ["-"]
-    for fname in files:
+def _err(msg: str) -> None:
+    print(f"mtdetect: {msg}", file=sys.stderr)
+
+
+def _load(model: Path | None, threads: int | None = None) -> Any:
+    """The detector, or None after reporting a model error."""
+    from ._detector import Detector
+    from ._errors import ModelError
+
+    try:
+        return Detector.load(model, threads=threads)
+    except ModelError as e:
+        _err(f"model error: {e}")
+        return None
+
+
+def _records(files: Sequence[str], opts: ReadOptions, stats: ReadStats, warn: Any) -> Iterator[InputRecord]:
+    for fname in files or ["-"]:
         if fname == "-":
-            f: IO[bytes] = sys.stdin.buffer
-            name = "<stdin>"
-        else:
-            p = Path(fname)
-            if not p.exists():
-                raise InputError(f"{fname}: no such file")
-            if p.is_dir():
-                raise InputError(f"{fname}: is a directory")
-            f = open(p, "rb")  # noqa: SIM115 - closed below
-            name = fname
+            yield from read_input(sys.stdin.buffer, "<stdin>", opts, stats, warn)
+            continue
+        p = Path(fname)
+        if not p.exists():
+            raise InputError(f"{fname}: no such file")
+        if p.is_dir():
+            raise InputError(f"{fname}: is a directory")
         try:
-            if a.tsv_column is not None:
-                yield from read_tsv(f, name, a.encoding, a.errors, a.tsv_column, a.skip_bad_lines, stats, warn)
-            elif a.jsonl or name.endswith(".jsonl"):
-                yield from read_jsonl(f, name, a.encoding, a.errors, a.text_field, a.skip_bad_lines, stats, warn)
-            elif name != "<stdin>" and _streamable(a.encoding) and Path(name).stat().st_size > STREAM_BYTES:
-                stats.records += 1
-                yield _StreamedRecord(name, read_plain_blocks(f, name, a.encoding, a.errors, STREAM_BYTES))
-            else:
-                text = read_plain(f, name, a.encoding, a.errors)
-                stats.records += 1
-                yield InputRecord(name, text)
-        finally:
-            if f is not sys.stdin.buffer:
-                f.close()
-
-
-def _streamable(encoding: str) -> bool:
-    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig", "ascii")
-
-
-class _StreamedRecord(InputRecord):
-    """A large plain-text document read block by block."""
-
-    def __init__(self, rid: object, blocks: Iterator[str]) -> None:
-        super().__init__(rid, "")
-        self.blocks = blocks
-
-
-def _detect_streamed(det: Any, rec: _StreamedRecord, batch_size: int) -> tuple[str, Detection]:
-    """Score block by block and merge. Keeps spans and flagged passages only, so memory stays bounded."""
-    offset = 0
-    spans: list[Span] = []
-    passages: list[Passage] = []
-    score = 0.0
-    for block in rec.blocks:
-        d = det.detect_batch([block], batch_size=batch_size)[0]
-        score = max(score, d.score)
-        spans += [Span(s.start + offset, s.end + offset, s.text, s.score, s.category) for s in d.spans]
-        passages += [Passage(p.start + offset, p.end + offset, p.text, p.score, p.flagged) for p in d.passages
-                     if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
-        offset += len(block)
-    return "", Detection(score, score >= det.threshold, tuple(spans), tuple(passages))
+            f: IO[bytes] = open(p, "rb")  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise InputError(f"{fname}: cannot open ({e.strerror})") from None
+        with f:
+            yield from read_input(f, fname, opts, stats, warn)
 
 
 def _batched(it: Iterator[InputRecord], n: int) -> Iterator[list[InputRecord]]:
@@ -162,7 +139,7 @@ def _batched(it: Iterator[InputRecord], n: int) -> Iterator[list[InputRecord]]:
     for r in it:
         batch.append(r)
         # a streamed document must be consumed before the reader moves on (and closes its file)
-        if len(batch) >= n or isinstance(r, _StreamedRecord):
+        if len(batch) >= n or r.chunks is not None:
             yield batch
             batch = []
     if batch:
@@ -177,118 +154,68 @@ def _non_latin_share(text: str) -> float:
     return sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
 
 
-def _jsonl_line(rid: Any, d: Detection) -> str:
-    return json.dumps(
-        {
-            "id": rid,
-            "score": round(d.score, 6),
-            "flagged": d.flagged,
-            "spans": [{"start": s.start, "end": s.end, "text": s.text, "score": round(s.score, 6), "category": s.category}
-                      for s in d.spans],
-        },
-        ensure_ascii=False,
-    )
+def _progress(enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(disable=not enabled, unit=" records", desc="mtdetect", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
-def _pretty(rid: Any, text: str, d: Detection, color: bool) -> str:
-    mark = "FLAGGED" if d.flagged else "ok"
-    out = [f"{rid}: {mark} (score {d.score:.3f}, {len(d.spans)} span{'s' if len(d.spans) != 1 else ''})"]
-    shown = [p for p in d.passages if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
-    for p in shown:
-        seg = p.text
-        for s in sorted(d.spans, key=lambda s: -s.start):
-            if s.start < p.end and p.start < s.end:  # a span may cross passages: highlight the part inside
-                a, b = max(s.start, p.start) - p.start, min(s.end, p.end) - p.start
-                tag = f"{s.score:.2f}" + (f" {s.category}" if s.category != "fluency" else "")
-                hl = f"{_RED}{seg[a:b]}{_RESET}{_DIM}[{tag}]{_RESET}" if color else f"[[{seg[a:b]}]]({tag})"
-                seg = seg[:a] + hl + seg[b:]
-        out.append(f"  {p.score:.3f}  {seg}")
-    return "\n".join(out)
-
-
-def _tsv_line(rid: Any, d: Detection) -> str:
-    spans = ";".join(f"{s.start}-{s.end}:{s.score:.4f}" for s in d.spans)
-    return f"{rid}\t{d.score:.6f}\t{int(d.flagged)}\t{spans}"
+# ------------------------------------------------------------------------------------------ commands
 
 
 def _score(a: argparse.Namespace) -> int:
-    from ._detector import Detector
-    from ._errors import ModelError
-
     quiet = a.quiet
 
     def warn(msg: str) -> None:
         if not quiet:
-            print(f"mtdetect: {msg}", file=sys.stderr)
+            _err(msg)
 
     fmt = a.format or ("pretty" if sys.stdout.isatty() else "jsonl")
-    try:
-        det = Detector.load(a.model, threads=a.threads)
-    except ModelError as e:
-        print(f"mtdetect: model error: {e}", file=sys.stderr)
+    det = _load(a.model, a.threads)
+    if det is None:
         return EXIT_MODEL
-    if a.threshold is not None:
-        det.threshold = a.threshold
-    if a.span_threshold is not None:
-        det.span_threshold = a.span_threshold
-    if a.span_gate is not None:
-        det.span_gate = a.span_gate
-    if a.span_score is not None:
-        det.span_score = a.span_score
+    det = det.with_settings(**_setting_changes(a))
+    kind = "tsv" if a.tsv_column is not None else "jsonl" if a.jsonl else "plain" if a.plain else "auto"
+    opts = ReadOptions(kind=kind, encoding=a.encoding, errors=a.errors, text_field=a.text_field,
+                       tsv_column=a.tsv_column or 1, skip_bad_lines=a.skip_bad_lines)
     stats = ReadStats()
-    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     any_flag = False
     not_english = 0
-    json_items: list[dict[str, Any]] = []
     color = fmt == "pretty" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    out = sys.stdout
+    writer = Writer(sys.stdout, fmt, color)
+    progress = _progress(not quiet and sys.stderr.isatty())
     try:
-        for batch in _batched(_records(a, stats, warn), max(1, a.batch_size)):
-            plain = [r for r in batch if not isinstance(r, _StreamedRecord)]
+        for batch in _batched(_records(a.files, opts, stats, warn), max(1, a.batch_size)):
+            plain = [r for r in batch if r.chunks is None]
             scored = iter(det.detect_batch([r.text for r in plain], batch_size=a.batch_size))
-            results = [_detect_streamed(det, r, a.batch_size)[1] if isinstance(r, _StreamedRecord) else next(scored)
-                       for r in batch]
-            for r, d in zip(batch, results):
+            for r in batch:
+                d = det.detect_stream(r.chunks, a.batch_size) if r.chunks is not None else next(scored)
                 any_flag |= d.flagged
                 if r.text and _non_latin_share(r.text) > 0.5:
                     not_english += 1
                     warn(f"record {r.id}: mostly non-Latin script, not English; its score is not meaningful")
-                if fmt == "jsonl":
-                    out.write(_jsonl_line(r.id, d) + "\n")
-                elif fmt == "tsv":
-                    out.write(_tsv_line(r.id, d) + "\n")
-                elif fmt == "json":
-                    json_items.append({"id": r.id, **d.to_dict()})
-                else:
-                    out.write(_pretty(r.id, r.text, d, color) + "\n")
-            out.flush()
+                writer.write(r.id, d)
+            writer.flush()
             progress.update(len(batch))
     except InputError as e:
         progress.close()
-        print(f"mtdetect: error: {e}", file=sys.stderr)
+        _err(f"error: {e}")
         return EXIT_USAGE
     progress.close()
-    if fmt == "json":
-        json.dump(json_items, out, ensure_ascii=False, indent=1)
-        out.write("\n")
+    writer.close()
     if stats.records == 0 and stats.bad_lines == 0:
-        print("mtdetect: error: the input is empty (no text to score)", file=sys.stderr)
+        _err("error: the input is empty (no text to score)")
         return EXIT_USAGE
     if stats.bad_lines:
-        print(f"mtdetect: skipped {stats.bad_lines} bad line(s)", file=sys.stderr)
+        _err(f"skipped {stats.bad_lines} bad line(s)")
     if not_english and not quiet:
-        print(f"mtdetect: {not_english} record(s) do not look like English", file=sys.stderr)
+        _err(f"{not_english} record(s) do not look like English")
     return EXIT_FLAGGED if any_flag and not a.exit_zero else EXIT_OK
 
 
 def _info(a: argparse.Namespace) -> int:
-    from ._detector import Detector
-    from ._errors import ModelError
-
-    try:
-        det = Detector.load(a.model)
-    except ModelError as e:
-        print(f"mtdetect: model error: {e}", file=sys.stderr)
+    det = _load(a.model)
+    if det is None:
         return EXIT_MODEL
     info = det.info()
     if a.format == "json":
@@ -316,7 +243,8 @@ def _read_eval(path: Path, limit: int) -> list[dict[str, Any]]:
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                 raise InputError(f"{path}:{n}: needs a JSON object with a string 'text' field")
             for sp in obj.get("spans", []):
-                if not (isinstance(sp, dict) and 0 <= sp.get("start", -1) < sp.get("end", -1) <= len(obj["text"])):
+                ok = isinstance(sp, dict) and all(isinstance(sp.get(k), int) for k in ("start", "end"))
+                if not (ok and 0 <= sp["start"] < sp["end"] <= len(obj["text"])):
                     raise InputError(f"{path}:{n}: span {sp!r} is not inside the text")
             rows.append(obj)
             if limit and len(rows) >= limit:
@@ -327,29 +255,27 @@ def _read_eval(path: Path, limit: int) -> list[dict[str, Any]]:
 
 
 def _eval(a: argparse.Namespace) -> int:
-    from ._detector import Detector
-    from ._errors import ModelError
-    from ._eval import evaluate, markdown, score_with_detector
+    from . import evaluation as ev
 
     try:
         rows = _read_eval(a.data, a.limit)
     except InputError as e:
-        print(f"mtdetect: error: {e}", file=sys.stderr)
+        _err(f"error: {e}")
         return EXIT_USAGE
-    try:
-        det = Detector.load(a.model)
-    except ModelError as e:
-        print(f"mtdetect: model error: {e}", file=sys.stderr)
+    det = _load(a.model)
+    if det is None:
         return EXIT_MODEL
-    if a.threshold is not None:
-        det.threshold = a.threshold
-    metrics = evaluate(score_with_detector(det, rows, a.batch_size), bootstrap=a.bootstrap)
+    det = det.with_settings(**_setting_changes(a))
+    records = [ev.EvalRecord.from_dict(r) for r in rows]
+    with _progress(sys.stderr.isatty()) as bar:
+        raws = ev.score_records(det, records, a.batch_size, progress=bar.update)
+    metrics = ev.evaluate(records, ev.predict(det, raws), bootstrap=a.bootstrap)
     metrics["model"] = det.info()
     metrics["data"] = str(a.data)
     if a.format == "json":
-        print(json.dumps(metrics, indent=1, default=str))
+        print(json.dumps(ev.jsonable(metrics), indent=1))
     else:
-        print(markdown(metrics, f"{a.data.name} — {det.config.name} {det.config.version}"))
+        print(ev.markdown(metrics, f"{a.data.name} — {det.config.name} {det.config.version}"))
     return EXIT_OK
 
 
@@ -365,8 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(a)
         return _score(a)
     except KeyboardInterrupt:
-        print("mtdetect: interrupted", file=sys.stderr)
-        return 130
+        _err("interrupted")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115

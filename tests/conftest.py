@@ -21,8 +21,8 @@ def build_tiny_model(folder: Path, seed: int = 0, encoder: str = "bert") -> Path
     from tokenizers import Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import WordPiece
 
-    from detector._model import SpanDetector
-    from detector._modelfiles import write_manifest
+    from detector import Settings
+    from detector.network import ModelConfig, SpanDetector, write_manifest
 
     folder.mkdir(parents=True, exist_ok=True)
     chars = list(string.ascii_lowercase + string.digits + string.punctuation) + ["“", "”", "’", "…", "—"]
@@ -40,10 +40,10 @@ def build_tiny_model(folder: Path, seed: int = 0, encoder: str = "bert") -> Path
     model = SpanDetector(bert)
     save_file({k: v.to(torch.float16).contiguous() for k, v in model.state_dict().items()},
               str(folder / "model.safetensors"))
-    config = {"name": "tiny-random", "version": "0.0.1", "base_model": "random", "labels": ["ok", "fluency", "accuracy"],
-              "max_length": 48, "context_tokens": 8, "threshold": 0.5, "span_threshold": 0.5,
-              "accuracy_span_threshold": 1.01, "calibration": {"a": 1.0, "b": 0.0}, "bert": bert}
-    (folder / "config.json").write_text(json.dumps(config))
+    config = ModelConfig(name="tiny-random", version="0.0.1", base_model="random", max_length=48, context_tokens=8,
+                         calibration=(1.0, 0.0, 0.0), bert=bert,
+                         settings=Settings(threshold=0.5, span_threshold=0.5, span_gate=0.0, span_score="fluency"))
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
     write_manifest(folder)
     return folder
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,72 @@ def test_jsonl_contract(run, jsonl: Path) -> None:  # type: ignore[no-untyped-de
         for s in x["spans"]:
             assert set(s) == {"start", "end", "text", "score", "category"}
     assert code == 0
+
+
+def test_stdin_jsonl_contract_exactly_as_written(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`mtdetect score --format jsonl < in.jsonl > out.jsonl`, run by a shell as written: JSONL on stdin is
+    recognised by its content; one output line per input line, in order, ids carried through."""
+    rows = [{"id": "a", "text": "The cat sat on the mat."}, {"id": 7, "text": "Xi Jinping. accepted."},
+            {"id": None, "text": "Third."}, {"text": "No id: the line number."}]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    env = {**os.environ, "MTDETECT_MODEL": str(tiny_model_dir),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    r = subprocess.run("mtdetect score --format jsonl < in.jsonl > out.jsonl", shell=True, cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [x["id"] for x in out] == ["a", 7, None, 4]
+    assert all(set(x) == {"id", "score", "flagged", "spans"} for x in out)
+
+
+@pytest.mark.parametrize(
+    ("data", "args", "n_out"),
+    [
+        (b'\n\n  {"id": 1, "text": "Hello there."}\n{"id": 2, "text": "Second."}\n', [], 2),
+        (b'\xef\xbb\xbf{"id": 1, "text": "BOM first."}\n{"id": 2, "text": "Second."}\n', [], 2),
+        (b'{"id": 1, "text": "Hello there."}\n{"id": 2, "text": "Second."}\n', ["--plain"], 1),
+        (b'{"id": 1, "body": "Hello."}\n', ["--text-field", "body"], 1),
+        (b"Plain text. Two sentences.\nAnd a second line.\n", [], 1),
+        (b'{curly} plain text that is not JSON.\n{"text": "x"}\n', [], 1),
+        (b'["a JSON list", "is not a record"]\n', [], 1),
+    ],
+    ids=["jsonl-after-blank-lines", "jsonl-with-bom", "plain-forced", "text-field", "plain", "curly-plain",
+         "json-list-plain"],
+)
+def test_stdin_kind_is_detected_by_content(run, data: bytes, args: list[str], n_out: int) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run(["score", "--format", "jsonl", "--threshold", "1", *args], stdin=data)
+    assert code == 0 and len(out.splitlines()) == n_out
+
+
+def test_jsonl_without_the_text_field_is_an_error(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run(["score", "--format", "jsonl"], stdin=b'{"id": 1, "body": "Hello."}\n')
+    _one_line_error(code, err, "'text' field", "--text-field", "--plain")
+    assert out == ""
+
+
+def test_jsonl_content_in_a_txt_file_is_jsonl(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "records.txt"
+    p.write_text('{"id": "x", "text": "One."}\n{"id": "y", "text": "Two."}\n', encoding="utf-8")
+    code, out, _ = run(["score", "--format", "jsonl", "--threshold", "1", str(p)])
+    assert [json.loads(x)["id"] for x in out.splitlines()] == ["x", "y"]
+
+
+@pytest.mark.parametrize("data", [b"", b"   \n\t\n", b"\n\n"], ids=["empty", "whitespace", "blank-lines"])
+def test_empty_stdin_is_an_input_error(run, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run(["score", "--format", "jsonl"], stdin=data)
+    _one_line_error(code, err, "empty")
+
+
+def test_large_stdin_document_is_streamed(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import detector._reading as reading
+
+    monkeypatch.setattr(reading, "STREAM_BYTES", 2048)
+    text = "\n\n".join(f"Paragraph {i} has a sentence." for i in range(400)) + "\n"
+    code, out, _ = run(["score", "--format", "json", "--span-threshold", "0", "--threshold", "1"],
+                       stdin=text.encode())
+    item = json.loads(out)[0]
+    assert item["spans"] and item["spans"][-1]["end"] > len(text) - 10
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in item["spans"])
 
 
 def test_stdin_jsonl_pipe(run) -> None:  # type: ignore[no-untyped-def]
@@ -220,10 +287,12 @@ def test_eval_markdown_and_json(run, tmp_path: Path) -> None:  # type: ignore[no
     ]
     p.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     code, out, _ = run(["eval", str(p), "--bootstrap", "20"])
-    assert code == 0 and "segment AUROC, strict" in out and "span F1 (char)" in out
+    assert code == 0 and "segment AUROC, strict vs clean" in out and "span F1 (characters, all gold spans)" in out
     code, out, _ = run(["eval", str(p), "--format", "json", "--bootstrap", "0"])
     m = json.loads(out)
-    assert code == 0 and m["n"] == 3 and m["n_pos_strict"] == 1 and m["n_clean_english"] == 1
+    assert code == 0 and m["n"] == 3 and m["n_strict"] == 1 and m["n_clean"] == 1
+    assert set(m) >= {"auroc_strict", "span_f1", "flag_precision", "clean_flag_rate"}
+    assert "auroc_strict_ci" not in m  # --bootstrap 0: no intervals
 
 
 def test_eval_rejects_bad_span(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -235,9 +304,9 @@ def test_eval_rejects_bad_span(run, tmp_path: Path) -> None:  # type: ignore[no-
 
 def test_large_plain_text_is_streamed_in_blocks(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """A plain-text file over the streaming size is scored block by block; offsets stay exact."""
-    import detector.cli as cli
+    import detector._reading as reading
 
-    monkeypatch.setattr(cli, "STREAM_BYTES", 2048)
+    monkeypatch.setattr(reading, "STREAM_BYTES", 2048)
     paras = [f"Paragraph {i} has a sentence. Ünïcode “quotes” here {i}!" for i in range(200)]
     text = "\n\n".join(paras) + "\n"
     p = tmp_path / "big.txt"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from detector._metrics import auprc, auroc, best_f1_threshold, bootstrap_ci, char_prf, ece, mcc, word_mcc
+from detector.evaluation import auprc, auroc, best_f1_threshold, bootstrap_ci, char_prf, ece, mcc, word_mcc
 
 
 def test_auroc_perfect_and_inverted() -> None:
@@ -35,14 +35,20 @@ def test_char_prf_hand_case() -> None:
 
 
 def test_char_prf_empty_prediction() -> None:
+    """Nothing predicted: precision is undefined (NaN), recall and F1 are 0."""
     r = char_prf([[]], [[(0, 3)]])
-    assert r["precision"] == 0.0 and r["recall"] == 0.0 and r["f1"] == 0.0
+    assert math.isnan(r["precision"]) and r["recall"] == 0.0 and r["f1"] == 0.0
+
+
+def test_char_prf_nothing_anywhere_is_nan() -> None:
+    r = char_prf([[]], [[]])
+    assert math.isnan(r["precision"]) and math.isnan(r["recall"]) and math.isnan(r["f1"])
 
 
 def test_mcc_hand_case() -> None:
     assert mcc(5, 0, 0, 5) == 1.0
     assert mcc(0, 5, 5, 0) == -1.0
-    assert mcc(0, 0, 0, 10) == 0.0
+    assert math.isnan(mcc(0, 0, 0, 10))  # undefined: no positive predicted or gold
 
 
 def test_word_mcc_counts_words() -> None:
@@ -87,7 +93,7 @@ TEXT = "He met Xi today. One fine sentence. Us China here. Two fine. Three fine.
     ids=["hit", "miss", "stray-in-must-sentence", "one-other", "two-others", "in-ignore"],
 )
 def test_gold_rule(spans: list[tuple[int, int]], passed: bool, others: int) -> None:
-    from detector._metrics import gold_rule
+    from detector.evaluation import gold_rule
 
     assert TEXT[3:9] == "met Xi" and TEXT[36:44] == "Us China"
     r = gold_rule(TEXT, GOLD, spans)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from detector import Detector
-from detector._metrics import gold_rule
+from detector.evaluation import gold_rule
 
 from .conftest import SEED_GOLD, SEED_TEXT
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector._text import Tokenized, build_windows, split_passages, token_shape
+from detector.network import Tokenized, build_windows, split_passages, token_shape
 
 
 @pytest.mark.parametrize(

@@ -9,46 +9,36 @@ case/shape input zeroed, no neighbouring context, spans from fluency+accuracy pr
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from detector._detector import Detector, span_values
-from detector._metrics import char_prf, gold_rule
+from detector import Detector
+from detector.evaluation import auroc, evaluate, gold_rule
+from detector.network import write_manifest
 
-from .evaluate import clean_metrics, gated, pred_spans, score_records, segment_metrics, span_metrics
 from .finalize import choose_settings, load_seed
 from .records import read_records
+from .search import ScoredSet, predictions, score_set, span_f1, span_peaks
 
 
-def run_variant(det: Detector, news: list[dict], clean: list[dict], mode: str, span_thr: float) -> dict[str, Any]:
-    """Segment and span metrics of one variant; spans only inside passages scored at least the model's span gate."""
+def run_variant(det: Detector, news: list[dict], clean: list[dict], mode: str) -> dict[str, Any]:
+    """Segment and span metrics of one variant with span score ``mode`` and the model's span threshold and gate."""
     text, gold = load_seed()
-    sn = score_records(det, news)
-    sc = score_records(det, clean)
-    seed_s = score_records(det, [{"text": text, "label": "strict", "spans": []}])[0]
-
-    def probs(s: Any) -> Sequence[float]:
-        return gated(s, det.span_gate, span_values(list(zip(s.p_flu, s.p_acc)), mode))
-
-    def spans(s: Any, t: float) -> list[tuple[int, int]]:
-        return pred_spans(s, t, probs=probs(s))
-
-    m = segment_metrics(sn, det.threshold)
-    peaks = sorted(max(probs(s), default=0.0) for s in sc)
-    thr2 = peaks[int(0.98 * (len(peaks) - 1))] + 1e-6  # <= 2% of the clean records carry a span
-    r_def = char_prf([spans(s, span_thr) for s in sn], [s.gold_all for s in sn])
-    r_2 = char_prf([spans(s, thr2) for s in sn], [s.gold_all for s in sn])
-    seed = gold_rule(text, gold, spans(seed_s, span_thr))
-    return {"auroc_strict": m.get("auroc_strict"), "auroc_broad": m.get("auroc_broad"),
-            "span_f1_default_thr": r_def["f1"], "span_f1_2pct_clean": r_2["f1"], "thr_2pct_clean": thr2,
-            "clean_span_rate_default": sum(1 for s in sc if spans(s, span_thr)) / max(1, len(sc)),
+    det = det.with_settings(span_score=mode)
+    sn, sc = score_set(det, news), score_set(det, clean)
+    m = evaluate(sn.records, predictions(det, sn))
+    peaks = sorted(span_peaks(det, sc, det.span_gate))
+    thr2 = min(1.0, peaks[int(0.98 * (len(peaks) - 1))] + 1e-6)  # <= 2% of the clean records carry a span
+    seed = gold_rule(text, gold, [(s.start, s.end) for s in det.detect(text).spans])
+    clean_preds = predictions(det, sc)
+    return {"auroc_strict": m["auroc_strict"], "auroc_broad": m["auroc_broad"],
+            "span_f1_default_thr": m["span_f1"], "span_f1_2pct_clean": span_f1(det.with_settings(span_threshold=thr2), sn),
+            "thr_2pct_clean": thr2, "clean_span_rate_default": sum(bool(p.spans) for p in clean_preds) / max(1, len(sc)),
             "seed_passed": seed["passed"], "seed_must_hit": sum(seed["must_flag_hit"].values()),
             "seed_other": seed["other_sentences_touched"]}
 
@@ -57,15 +47,14 @@ def trained_variant(model_dir: Path, news: list[dict], clean: list[dict]) -> dic
     """A separately trained model, calibrated and thresholded by the finalize rules on the same data."""
     det = Detector.load(model_dir)
     text, gold = load_seed()
-    sn, sc = score_records(det, news), score_records(det, clean)
-    _, th, s0 = choose_settings(det, sn, sc, [], text, gold, max_flag=0.02, max_span=0.01)
-    thr, span_thr, gate = th["threshold"], th["span_threshold"], th["span_gate"]
-    m = segment_metrics(sn, thr)
-    m.update(span_metrics(sn, span_thr, gate))
-    m.update(clean_metrics(sc, thr, span_thr, gate))
-    seed = gold_rule(text, gold, pred_spans(s0, span_thr, gate))
+    sn, sc = score_set(det, news), score_set(det, clean)
+    chosen, _ = choose_settings(det, sn, sc, text, gold, max_flag=0.02, max_span=0.01)
+    m = evaluate(sn.records, predictions(chosen, sn))
+    mc = evaluate(sc.records, predictions(chosen, sc))
+    seed = gold_rule(text, gold, [(s.start, s.end) for s in chosen.detect(text).spans])
     hist = json.loads((model_dir / "train_history.json").read_text()) if (model_dir / "train_history.json").exists() else {}
-    return {**m, "seed_passed": seed["passed"], "seed_must_hit": sum(seed["must_flag_hit"].values()),
+    return {**m, "clean_flag_rate": mc["clean_flag_rate"], "clean_span_rate": mc["clean_span_rate"],
+            "seed_passed": seed["passed"], "seed_must_hit": sum(seed["must_flag_hit"].values()),
             "seed_other": seed["other_sentences_touched"], "epochs": len(hist.get("history", [])),
             "minutes": round(hist.get("seconds", 0) / 60)}
 
@@ -73,22 +62,23 @@ def trained_variant(model_dir: Path, news: list[dict], clean: list[dict]) -> dic
 def length_section(det: Detector, news: list[dict]) -> list[str]:
     """How much of the strict-vs-clean ranking on val_news is segment length: token count alone, and the model's
     AUROC inside length quartiles."""
-    from detector._metrics import auroc
-
-    sn = [s for s in score_records(det, news) if s.label in ("strict", "clean")]
-    n_tok = [len(s.p_flu) for s in sn]
-    ys = [1 if s.label == "strict" else 0 for s in sn]
+    s_all: ScoredSet = score_set(det, news)
+    keep = [i for i, r in enumerate(s_all.records) if r.label in ("strict", "clean")]
+    scores = [p.score for p in predictions(det, s_all)]
+    n_tok = [s_all.raws[i].n_tokens for i in keep]
+    ys = [1 if s_all.records[i].label == "strict" else 0 for i in keep]
+    xs = [scores[i] for i in keep]
     qs = sorted(n_tok)
     edges = [qs[int(q * (len(qs) - 1))] for q in (0.0, 0.25, 0.5, 0.75, 1.0)]
     lines = ["## Segment length (val_news, strict vs clean)", "",
              f"Token count alone: AUROC {auroc([float(x) for x in n_tok], ys):.3f}; the model: "
-             f"{auroc([s.score for s in sn], ys):.3f}.", "",
+             f"{auroc(xs, ys):.3f}.", "",
              "| tokens | records | strict | model AUROC inside the quartile |", "|---|---|---|---|"]
     for i in range(4):
         idx = [k for k, x in enumerate(n_tok) if edges[i] <= x <= edges[i + 1] and (i == 0 or x > edges[i])]
         y = [ys[k] for k in idx]
         lines.append(f"| {edges[i]}-{edges[i + 1]} | {len(idx)} | {sum(y)} | "
-                     f"{auroc([sn[k].score for k in idx], y):.3f} |")
+                     f"{auroc([xs[k] for k in idx], y):.3f} |")
     return lines
 
 
@@ -138,14 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, dict[str, Any]]] = []
     mode = base.span_score
     for m_, label in (("fluency", "spans from P(fluency)"), ("error", "spans from 1 - P(ok) = P(fluency) + P(accuracy)")):
-        rows.append((label + (" (as shipped)" if m_ == mode else ""), run_variant(base, news, clean, m_, span_thr)))
+        rows.append((label + (" (as shipped)" if m_ == mode else ""), run_variant(base, news, clean, m_)))
     no_shape = Detector.load(args.model)
     with torch.no_grad():
-        no_shape._model.shape_emb.weight.zero_()
-    rows.append(("case/shape input zeroed (case-blind)", run_variant(no_shape, news, clean, mode, span_thr)))
-    no_ctx = Detector.load(args.model)
-    no_ctx.config = dataclasses.replace(no_ctx.config, context_tokens=0)
-    rows.append(("no neighbouring context (context_tokens=0)", run_variant(no_ctx, news, clean, mode, span_thr)))
+        no_shape.network.shape_emb.weight.zero_()
+    rows.append(("case/shape input zeroed (case-blind)", run_variant(no_shape, news, clean, mode)))
+    no_ctx = base.with_config(base.config.replace(context_tokens=0))
+    rows.append(("no neighbouring context (context_tokens=0)", run_variant(no_ctx, news, clean, mode)))
     cols = ["auroc_strict", "auroc_broad", "span_f1_default_thr", "clean_span_rate_default", "span_f1_2pct_clean",
             "seed_passed", "seed_must_hit", "seed_other"]
 
@@ -175,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             m = json.loads(p.read_text())
             v = m["metrics"]["val_news"]
             c = m["metrics"]["val_clean"]
-            best = max(m["train_history"], key=lambda h: h["auroc_strict"] + h["auroc_broad"] + h["span_f1_all"])
+            best = max(m["train_history"],
+                       key=lambda h: h["auroc_strict"] + h["auroc_broad"] + h.get("span_f1", h.get("span_f1_all", 0)))
             lines.append(f"| {p.parent.name} ({p}) | {len(m['train_history'])} | {best['epoch']} | "
-                         f"{f(v['auroc_strict'])} | {f(v['auroc_broad'])} | {f(v['span_f1_all'])} | "
+                         f"{f(v['auroc_strict'])} | {f(v['auroc_broad'])} | {f(v.get('span_f1', v.get('span_f1_all')))} | "
                          f"{f(c['clean_flag_rate'])} | {f(c['clean_span_rate'])} | {m['seed_article']['passed']} |")
     lines += [""] + length_section(base, news)
     kept: list[str] = []
@@ -187,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             table = ("## Training-time variants" + old.split("\n## Training-time variants", 1)[1]).split("\n## ", 1)[0]
             kept = table.rstrip("\n").split("\n")
     if args.trained or kept:
-        tcols = ["epochs", "minutes", "auroc_strict", "auroc_broad", "span_f1_all", "clean_flag_rate",
+        tcols = ["epochs", "minutes", "auroc_strict", "auroc_broad", "span_f1", "clean_flag_rate",
                  "clean_span_rate", "seed_passed", "seed_other"]
         lines += [""] + (kept or [
             "## Training-time variants (retrained; calibrated and thresholded by the finalize rules on the"
@@ -209,8 +199,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def insert_into_card(model: Path, table: Path) -> None:
     """Put the ablation tables into MODEL_CARD.md (replacing an earlier copy) and refresh the manifest."""
-    from detector._modelfiles import write_manifest
-
     card = model / "MODEL_CARD.md"
     text = card.read_text(encoding="utf-8")
     if "\n## Ablations" in text:

@@ -10,31 +10,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from detector._detector import Detector
-from detector._metrics import gold_rule
-from detector._modelfiles import write_manifest
+from detector import Detector
+from detector.evaluation import evaluate, fmt, gold_rule, jsonable, rates_by_source
+from detector.network import write_manifest
 
-from .evaluate import (
-    Scored,
-    choose_thresholds,
-    clean_metrics,
-    fit_platt,
-    pair_metrics,
-    pred_spans,
-    score_records,
-    segment_metrics,
-    set_span_score,
-    span_metrics,
-)
 from .records import read_records
+from .search import (
+    ScoredSet,
+    calibrated,
+    choose_thresholds,
+    gate_grid,
+    predictions,
+    record_scores,
+    score_set,
+    seed_accepts,
+)
 
 REPORT_SETS = [  # (split file, shown name, max records scored)
     ("val_news", "WMT21 news zh-en (held-back docs; thresholds chosen here)", 0),
@@ -50,14 +47,6 @@ def log(msg: str) -> None:
     print(f"[finalize {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def recalibrate(scored: list[Scored], a: float, b: float, c: float) -> None:
-    """Exact: the record score is the max over its passages of sigmoid(a*garbled + c*any_major + b)."""
-    for s in scored:
-        zs = [a * g + c * m + b if g != -math.inf else -100.0 for g, m in s.passage_logits]
-        s.passage_scores = [1 / (1 + math.exp(-z)) if z > -60 else 0.0 for z in zs]
-        s.score = max(s.passage_scores, default=0.0)
-
-
 SEED_DIR = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
 
@@ -67,124 +56,83 @@ def load_seed(seed_dir: Path = SEED_DIR) -> tuple[str, dict]:
     return text, json.loads((seed_dir / "russia-china-article.gold.json").read_text(encoding="utf-8"))
 
 
-def choose_settings(det: Detector, news: list[Scored], clean: list[Scored], others: list[list[Scored]],
-                    seed_text: str, gold: dict, *, use_any: bool = True, max_flag: float = 0.02,
-                    max_span: float = 0.01, gate_spans: bool = True,
+def choose_settings(det: Detector, news: ScoredSet, clean: ScoredSet, seed_text: str, gold: dict, *,
+                    use_any: bool = True, max_flag: float = 0.02, max_span: float = 0.01, gate_spans: bool = True,
                     require_seed: bool = True,
-                    span_scores: Sequence[str] = ("fluency",)) -> tuple[tuple[float, float, float], dict[str, Any], Scored]:
-    """The finalize rules: Platt calibration on val_news strict vs clean; news, clean and every set in ``others``
-    recalibrated in place; thresholds and span gate chosen on val_news + val_clean, with the seed article's gold
-    rule as a constraint when ``require_seed``; each span score in ``span_scores`` ("fluency", "error") is tried
-    and the one with the best val_news span F1 (among settings the seed accepts) is kept. Returns (a, b, c), the thresholds and the scored seed article."""
-    pairs = [((s.logit, s.logit_any), 1 if s.label == "strict" else 0) for s in news if s.label in ("strict", "clean")]
-    a, b, c = fit_platt([x for x, _ in pairs], [y for _, y in pairs], use_any=use_any)
-    seed = score_records(det, [{"text": seed_text, "label": "strict", "spans": []}])
-    for group in [news, clean, seed, *others]:
-        recalibrate(group, a, b, c)
+                    span_scores: Sequence[str] = ("fluency",)) -> tuple[Detector, dict[str, Any]]:
+    """The finalize rules: Platt calibration on val_news strict vs clean; thresholds and span gate chosen on
+    val_news + val_clean, with the seed article's gold rule as a constraint when ``require_seed``; each span score in
+    ``span_scores`` ("fluency", "error") is tried and the one with the best val_news span F1 (among settings the seed
+    accepts) is kept. Returns the calibrated detector with the chosen settings, and the search's record."""
+    cal = calibrated(det, news, use_any=use_any)
+    seed_raw = cal.score_raw([seed_text])[0]
+    accept = seed_accepts(seed_text, gold, seed_raw) if require_seed else None
+    gates = gate_grid(record_scores(cal, clean), max_flag) if gate_spans else [0.0]
     best: dict[str, Any] | None = None
-    for mode in span_scores:  # only the sets the choice is made on; ``others`` get the chosen score below
-        set_span_score([*news, *clean, *seed], mode)
-        th = choose_thresholds(news, clean, max_flag=max_flag, max_span=max_span,
-                               gates=gate_grid(news, clean, max_flag) if gate_spans else (0.0,),
-                               accept=seed_accepts(seed[0], gold) if require_seed else None)
-        th["span_score"] = mode
+    for mode in span_scores:
+        th = choose_thresholds(cal.with_settings(span_score=mode), news, clean, max_flag=max_flag, max_span=max_span,
+                               gates=gates, accept=accept)
         log(f"span score {mode}: {th}")
         if best is None or (th["accepted"], th["span_f1"]) > (best["accepted"], best["span_f1"]):
             best = th
     assert best is not None
-    set_span_score([*news, *clean, *seed, *(s for g in others for s in g)], best["span_score"])
-    th = best
-    return (a, b, c), th, seed[0]
+    chosen = cal.with_settings(threshold=best["threshold"], span_threshold=best["span_threshold"],
+                               span_gate=best["span_gate"], span_score=best["span_score"])
+    return chosen, best
 
 
-def gate_grid(news: list[Scored], clean: list[Scored], max_flag: float) -> list[float]:
-    """Candidate span gates: none, and every 0.01 from the clean-English flag floor up to 0.9."""
-    scores = sorted(s.score for s in clean)
-    lo = scores[int((1 - max_flag) * (len(scores) - 1))] if scores else 0.5
-    return [0.0] + [round(x / 100, 2) for x in range(math.ceil(lo * 100), 91)]
-
-
-def seed_accepts(seed: Scored, gold: dict) -> Callable[[float, float, float], bool]:
-    """accept(threshold, span_threshold, gate): does the seed article pass its gold rule with these settings?"""
-    def accept(_thr: float, span_thr: float, gate: float) -> bool:
-        return bool(gold_rule(seed.text, gold, pred_spans(seed, span_thr, gate))["passed"])
-    return accept
-
-
-def measure(name: str, scored: list[Scored], thr: float, span_thr: float, gate: float,
-            records: list[dict] | None = None) -> dict[str, Any]:
-    m: dict[str, Any] = {"set": name, "n": len(scored)}
-    m.update(segment_metrics(scored, thr))
-    m.update(span_metrics(scored, span_thr, gate))
-    if records is not None:
-        m.update(pair_metrics(records, [s.score for s in scored]))
+def measure(det: Detector, s: ScoredSet, bootstrap: int = 0) -> dict[str, Any]:
+    """Every metric of one set through detector.evaluation, plus per-source flag and span rates."""
+    preds = predictions(det, s)
+    m = evaluate(s.records, preds, bootstrap=bootstrap)
+    m["by_source"] = rates_by_source(s.records, preds)
     return m
 
 
 def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limit: int = 0,
              use_any: bool = True, max_flag: float = 0.02, max_span: float = 0.01, gate_spans: bool = True,
              require_seed: bool = True, version: str | None = None,
-             span_scores: Sequence[str] = ("fluency", "error")) -> Path:
+             span_scores: Sequence[str] = ("fluency", "error"), bootstrap: int = 200) -> Path:
     det = Detector.load(model_dir)
     t0 = time.time()
-    results: dict[str, list[Scored]] = {}
-    result_rows: dict[str, list[dict]] = {}
+    sets: dict[str, ScoredSet] = {}
     for split, _, cap in REPORT_SETS:
         p = corpus / f"{split}.jsonl"
         if p.exists():
             rows = read_records(p, min(x for x in (limit, cap) if x) if (limit or cap) else 0)
             log(f"scoring {split}: {len(rows)} records")
-            results[split] = score_records(det, rows)
-            result_rows[split] = rows
+            sets[split] = score_set(det, rows)
     clean_rows = read_records(corpus / "val_clean.jsonl", limit)
     log(f"scoring val_clean: {len(clean_rows)} records")
-    clean = score_records(det, clean_rows)
-    test_rows = read_records(corpus / "test_clean.jsonl", limit or 3000, seed=1)
-    test_clean = score_records(det, test_rows)
-    news = results["val_news"]
+    sets["val_clean"] = score_set(det, clean_rows)
+    sets["test_clean"] = score_set(det, read_records(corpus / "test_clean.jsonl", limit or 3000, seed=1))
     seed_text, gold = load_seed(seed_dir)
-    others = [sc for name, sc in results.items() if name != "val_news"] + [test_clean]
-    (a, b, c), th, _ = choose_settings(det, news, clean, others, seed_text, gold, use_any=use_any, max_flag=max_flag,
-                                       max_span=max_span, gate_spans=gate_spans, require_seed=require_seed,
-                                       span_scores=span_scores)
-    log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f}")
-    thr, span_thr, gate = th["threshold"], th["span_threshold"], th["span_gate"]
-    log(f"thresholds {th}")
-    metrics = {name: measure(name, sc, thr, span_thr, gate, result_rows[name]) for name, sc in results.items()}
-    metrics["val_clean"] = {"set": "val_clean", **clean_metrics(clean, thr, span_thr, gate)}
-    metrics["test_clean"] = {"set": "test_clean", **clean_metrics(test_clean, thr, span_thr, gate)}
-    for name, sc, src_rows in (("val_clean", clean, clean_rows), ("test_clean", test_clean, test_rows)):
-        by_src: dict[str, list[Scored]] = {}
-        for r, s in zip(src_rows, sc):
-            by_src.setdefault(r["source"], []).append(s)
-        metrics[name]["per_source_flag_rate"] = {
-            k: round(clean_metrics(v, thr, span_thr, gate)["clean_flag_rate"], 4) for k, v in sorted(by_src.items())}
-    # seed article
-    det.threshold, det.span_threshold, det.span_gate, det.span_score = thr, span_thr, gate, th["span_score"]
-    det.config = det.config.__class__.from_dict({**det.config.raw, "calibration": {"a": a, "b": b, "c": c},
-                                                 "threshold": thr, "span_threshold": span_thr, "span_gate": gate,
-                                                 "span_score": th["span_score"]})
-    d = det.detect(seed_text)
+    final, th = choose_settings(det, sets["val_news"], sets["val_clean"], seed_text, gold, use_any=use_any,
+                                max_flag=max_flag, max_span=max_span, gate_spans=gate_spans,
+                                require_seed=require_seed, span_scores=span_scores)
+    a, b, c = final.config.calibration
+    log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f}; settings {final.settings}")
+    metrics = {name: {"set": name, **measure(final, s, bootstrap if name == "val_news" else 0)}
+               for name, s in sets.items()}
+    d = final.detect(seed_text)
     rule = gold_rule(seed_text, gold, [(s.start, s.end) for s in d.spans])
     ranked = sorted(d.passages, key=lambda p: -p.score)
     seed = {**rule, "spans": [s.to_dict() for s in d.spans],
             "top_passages": [{"text": p.text[:120], "score": round(p.score, 4)} for p in ranked[:5]]}
     log(f"seed article: {json.dumps(rule)}")
     # write the model folder
-    cfg = json.loads((model_dir / "config.json").read_text())
-    if version:
-        cfg["version"] = version
-    cfg.update({"threshold": thr, "span_threshold": span_thr, "span_gate": gate, "span_score": th["span_score"],
-                "calibration": {"a": round(a, 6), "b": round(b, 6),
-                                                                              "c": round(c, 6)}})
+    config = final.config.replace(settings=final.settings, calibration=(round(a, 6), round(b, 6), round(c, 6)),
+                                  **({"version": version} if version else {}))
+    cfg = config.to_dict()
     out = out_root / cfg["name"]
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    staging = out_root / f".{cfg['name']}.tmp"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     for f in ("model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         if (model_dir / f).exists():
-            shutil.copy(model_dir / f, out / f)
-    (out / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
+            shutil.copy(model_dir / f, staging / f)
+    (staging / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
     if (model_dir / "train_history.json").exists():
         history = json.loads((model_dir / "train_history.json").read_text())
     else:  # an already finalized folder (the training run's history is kept in its metrics.json)
@@ -194,9 +142,12 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     full = {"thresholds": th, "calibration": {"a": a, "b": b, "c": c}, "metrics": metrics, "seed_article": seed,
             "train_history": history["history"], "train_seconds": history["seconds"], "train_config": history["config"],
             "finalize_seconds": round(time.time() - t0)}
-    (out / "metrics.json").write_text(json.dumps(full, indent=1, default=float) + "\n")
-    (out / "MODEL_CARD.md").write_text(model_card(cfg, full, history["config"]), encoding="utf-8")
-    write_manifest(out)
+    (staging / "metrics.json").write_text(json.dumps(jsonable(full), indent=1) + "\n")
+    (staging / "MODEL_CARD.md").write_text(model_card(cfg, full, history["config"]), encoding="utf-8")
+    write_manifest(staging)
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
     (out_root / "DEFAULT").write_text(cfg["name"] + "\n")
     log(f"wrote {out}")
     return out
@@ -220,25 +171,27 @@ def write_card(folder: Path) -> None:
 
 
 def _f(x: Any) -> str:
-    if isinstance(x, float):
-        return "n/a" if math.isnan(x) else f"{x:.3f}"
-    return str(x)
+    return fmt(x)
+
+
+def _rates(m: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v['flag_rate'] * 100:.1f}%" for k, v in m.get("by_source", {}).items())
 
 
 def model_card(cfg: dict, full: dict, train_cfg: dict) -> str:
     m = full["metrics"]
     rows = []
     names = {s: n for s, n, _ in REPORT_SETS}
-    cols = ["auroc_strict", "auroc_broad", "auprc_strict", "auprc_broad", "ece_strict", "span_p_all", "span_r_all",
-            "span_f1_all", "span_f1_major", "span_f1_fluency", "word_mcc_all", "flag_precision_broad",
-            "flag_recall_broad", "pair_acc_strict_clean", "pair_acc_broad_clean"]
+    cols = ["auroc_strict", "auroc_broad", "auprc_strict", "auprc_broad", "ece_strict", "span_precision",
+            "span_recall", "span_f1", "span_f1_major", "span_f1_fluency", "word_mcc", "flag_precision",
+            "flag_recall", "pair_acc_strict_clean", "pair_acc_broad_clean"]
     for split in [s for s, _, _ in REPORT_SETS if s in m]:
         r = m[split]
-        rows.append(f"| {split} | {r['n']} | " + " | ".join(_f(r.get(c, float('nan'))) for c in cols) + " |")
+        rows.append(f"| {split} | {r['n']} | " + " | ".join(_f(r.get(c)) for c in cols) + " |")
     seed = full["seed_article"]
     vc, tc = m["val_clean"], m["test_clean"]
     hist = "\n".join(
-        f"| {h['epoch']} | {_f(h['auroc_strict'])} | {_f(h['auroc_broad'])} | {_f(h['span_f1_all'])} |"
+        f"| {h['epoch']} | {_f(h['auroc_strict'])} | {_f(h['auroc_broad'])} | {_f(h.get('span_f1', h.get('span_f1_all')))} |"
         for h in full["train_history"])
     return f"""# Model card: {cfg['name']} {cfg['version']}
 
@@ -296,11 +249,12 @@ Validation during training:
 
 ## Validation metrics
 
-Segment level: score = max passage probability of the record's text scored alone. Strict: strict vs clean;
-broad: strict+broad vs clean. Span metrics: character-level, micro-averaged, binary, predicted spans vs
-gold spans (`all` = every annotated span, `major` = major ones, `fluency` = fluency spans of any severity).
-Word MCC: OK/BAD per whitespace word vs all gold spans. Flag precision/recall: of `flagged` at the threshold, on
-broad labels. Pair accuracy: over pairs of outputs of the same source segment by different MT systems, the share
+Every figure comes from `detector.evaluation` (the module behind `mtdetect eval` and the benchmarks), on the
+product's own decisions (`Detector.decide`): segment score = max passage probability of the record's text scored
+alone; strict: strict vs clean; broad: strict+broad vs clean. Span metrics: character-level, micro-averaged,
+binary, predicted spans vs gold spans (`span_*` = every annotated span, `*_major` = major ones, `*_fluency` =
+fluency spans of any severity). Word MCC: OK/BAD per whitespace word vs all gold spans. Flag precision/recall: of
+`flagged` at the threshold, on broad labels. n/a = undefined (a zero denominator). Pair accuracy: over pairs of outputs of the same source segment by different MT systems, the share
 where the worse-labelled one (strict vs clean; strict or broad vs clean) scores higher; 0.5 is chance. It cannot
 be won by length or by how hard a source sentence is, which the AUROC can.
 
@@ -308,10 +262,10 @@ be won by length or by how hard a source sentence is, which the AUROC can.
 |---|---|{'---|' * len(cols)}
 {chr(10).join(rows)}
 
-Clean human English (val_clean, {vc['n_clean_passages']} records): {vc['clean_flag_rate'] * 100:.2f}% flagged,
-{vc['clean_span_rate'] * 100:.2f}% carry a span. Per source flag rate: {json.dumps(vc.get('per_source_flag_rate', {}))}.
-test_clean ({tc['n_clean_passages']} records, not used for any choice): {tc['clean_flag_rate'] * 100:.2f}% flagged,
-{tc['clean_span_rate'] * 100:.2f}% carry a span. Per source flag rate: {json.dumps(tc.get('per_source_flag_rate', {}))}.
+Clean human English (val_clean, {vc['n']} records): {vc['clean_flag_rate'] * 100:.2f}% flagged,
+{vc['clean_span_rate'] * 100:.2f}% carry a span. Per source flag rate: {_rates(vc)}.
+test_clean ({tc['n']} records, not used for any choice): {tc['clean_flag_rate'] * 100:.2f}% flagged,
+{tc['clean_span_rate'] * 100:.2f}% carry a span. Per source flag rate: {_rates(tc)}.
 
 Set names: {'; '.join(f'{k}: {v}' for k, v in names.items())}.
 
@@ -354,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="token values to cut spans from, tried in turn: fluency = P(fluency), error = 1 - P(ok)")
     ap.add_argument("--no-any-major", action="store_true", help="calibrate on the garbled logit alone")
     ap.add_argument("--limit", type=int, default=0, help="score at most N records per set (smoke runs)")
+    ap.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds for val_news intervals (0: none)")
     ap.add_argument("--examples", type=Path, default=SEED_DIR)
     ap.add_argument("--card-only", action="store_true",
                     help="only rewrite MODEL_CARD.md of --model (a finalized folder) from its metrics.json")
@@ -363,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finalize(args.model, args.corpus, args.out, args.examples, args.limit, not args.no_any_major,
              args.max_clean_flag_rate, args.max_clean_span_rate, not args.no_span_gate, not args.no_seed_constraint,
-             args.version, tuple(args.span_scores.split(",")))
+             args.version, tuple(args.span_scores.split(",")), args.bootstrap)
     return 0
 
 

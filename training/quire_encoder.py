@@ -78,7 +78,7 @@ def convert(dst: Path) -> Path:
     from transformers import DistilBertConfig, DistilBertModel
 
     enc, _ = dequantised_weights()
-    model = DistilBertModel(DistilBertConfig(**{k: v for k, v in CONFIG.items() if k != "model_type"}))
+    model = DistilBertModel(DistilBertConfig(**{k: v for k, v in CONFIG.items() if k != "model_type"}))  # type: ignore[arg-type]
     missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in enc.items()}, strict=False)
     if missing or unexpected:
         raise ValueError(f"weights do not match DistilBertModel: missing {missing[:5]}, unexpected {unexpected[:5]}")

@@ -14,7 +14,7 @@ import re
 import tarfile
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .records import (
@@ -96,7 +96,7 @@ def choose_target(versions: Counter[str]) -> str:
     return sorted(versions.items(), key=lambda kv: (bool(_REPEAT.search(kv[0])), -kv[1], len(kv[0]), kv[0]))[0][0]
 
 
-def _map_pos(opcodes: list[tuple[str, int, int, int, int]], p: int, end: bool) -> int:
+def _map_pos(opcodes: Sequence[tuple[str, int, int, int, int]], p: int, end: bool) -> int:
     for tag, i1, i2, j1, j2 in opcodes:
         if i1 <= p < i2 or (end and p == i2 and tag == "equal"):
             if tag == "equal":

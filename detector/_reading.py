@@ -1,0 +1,288 @@
+"""Reading input records for the CLI: plain text, JSON Lines and TSV, streamed, with exact error reports.
+
+Input kind: ``--tsv-column`` means TSV; ``--plain`` means one plain-text document; ``--jsonl`` or a ``.jsonl`` file
+name means JSONL; otherwise the content decides: when the first non-blank line is a JSON object holding the text
+field, the input is JSONL, else it is one plain-text document.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+BINARY_SNIFF = 8192
+#: a plain-text input larger than this is scored block by block (library: Detector.detect_stream)
+STREAM_BYTES = 1 << 20
+_SNIFF_LINE = 1 << 16
+_WS = b" \t\r\n\x0b\x0c"
+_BOM = b"\xef\xbb\xbf"
+_NL = b"\n"
+_NUL = b"\x00"
+
+
+class InputError(Exception):
+    """Bad input: reported as one line on stderr with exit code 2."""
+
+
+@dataclass
+class InputRecord:
+    """One record to score: its id and text, or (a large plain document) an iterator of text chunks."""
+
+    id: object
+    text: str = ""
+    chunks: Iterator[str] | None = field(default=None, repr=False)
+
+
+@dataclass
+class ReadStats:
+    bad_lines: int = 0
+    records: int = 0
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    kind: str = "auto"  # auto | plain | jsonl | tsv
+    encoding: str = "utf-8"
+    errors: str = "strict"
+    text_field: str = "text"
+    tsv_column: int = 1
+    skip_bad_lines: bool = False
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
+
+
+def _check_encoding(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
+
+
+def _decode(data: bytes, name: str, encoding: str, errors: str, base: int, line: int | None = None) -> str:
+    try:
+        return data.decode(encoding, errors=errors)
+    except UnicodeDecodeError as e:
+        where = f"{name}:{line if line is not None else data[: e.start].count(_NL) + 1}"
+        raise InputError(
+            f"{where}: cannot decode as {encoding} at byte offset {base + e.start} "
+            f"(use --encoding or --errors replace)"
+        ) from None
+
+
+def _wide(encoding: str) -> bool:
+    """UTF-16 and UTF-32 text holds NUL bytes."""
+    e = encoding.lower().replace("-", "").replace("_", "")
+    return e.startswith(("utf16", "utf32", "ucs2", "ucs4"))
+
+
+def _check_binary(head: bytes, name: str, encoding: str = "utf-8") -> None:
+    if not _wide(encoding) and _NUL in head[:BINARY_SNIFF]:
+        raise InputError(f"{name}: looks like a binary file (NUL bytes), not text")
+
+
+class _Replay(io.RawIOBase):
+    """A readable stream that first replays ``head`` (bytes already read while sniffing), then reads ``f``."""
+
+    def __init__(self, head: bytes, f: IO[bytes]) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        if len(self._head):
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        read1 = getattr(self._f, "read1", None)
+        data = read1(len(b)) if read1 is not None else self._f.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def sniff(f: IO[bytes], text_field: str) -> tuple[IO[bytes], str, str]:
+    """Peek at the first non-blank line: returns (a stream that replays what was read, kind, note), kind being
+    "jsonl" (a JSON object holding the text field), "jsonl-no-field" (a JSON object without it), "plain" or
+    "empty". ``note`` says why a line starting with "{" was taken as plain text."""
+    head = bytearray()
+    kind, note = "empty", ""
+    while True:
+        part = f.readline(_SNIFF_LINE)
+        if not part:
+            break
+        start = len(head)
+        head += part
+        content = bytes(head[start:]).lstrip(_WS)
+        if start == 0 and content.startswith(_BOM):
+            content = content[len(_BOM) :].lstrip(_WS)
+        if not content:
+            continue
+        if not content.startswith(b"{"):
+            kind = "plain"
+            break
+        while not head.endswith(b"\n"):  # the first line is a JSON candidate: read all of it
+            more = f.readline(_SNIFF_LINE)
+            if not more:
+                break
+            head += more
+        line = bytes(head[start:])
+        try:
+            obj = json.loads(line.decode("utf-8", errors="replace").lstrip("\ufeff"))
+        except (json.JSONDecodeError, RecursionError) as e:
+            kind, note = "plain", f"its first line starts with '{{' but is not JSON ({getattr(e, 'msg', 'too deep')})"
+            break
+        if isinstance(obj, dict) and isinstance(obj.get(text_field), str):
+            kind = "jsonl"
+        elif isinstance(obj, dict):
+            kind = "jsonl-no-field"
+        else:
+            kind = "plain"
+        break
+    return io.BufferedReader(_Replay(bytes(head), f)), kind, note
+
+
+def read_plain(f: IO[bytes], name: str, encoding: str, errors: str, limit: int | None = None) -> InputRecord:
+    """One plain-text document: in memory up to ``limit`` (default :data:`STREAM_BYTES`) bytes, else as a stream of
+    decoded chunks."""
+    limit = STREAM_BYTES if limit is None else limit
+    data = f.read(limit + 1)
+    _check_binary(data, name, encoding)
+    if len(data) <= limit:
+        if data.startswith(_BOM) and _is_utf8(encoding):
+            data = data[3:]
+        return InputRecord(name, _decode(data, name, encoding, errors, 0))
+    return InputRecord(name, chunks=_plain_chunks(data, f, name, encoding, errors, limit))
+
+
+def _plain_chunks(first: bytes, f: IO[bytes], name: str, encoding: str, errors: str,
+                  block: int) -> Iterator[str]:
+    """Decoded chunks of a large plain-text stream (``first`` already read); memory is bounded by one block."""
+    dec = codecs.getincrementaldecoder(encoding)(errors=errors)
+    base = 0
+    lines = 0
+    data = first
+    if data.startswith(_BOM) and _is_utf8(encoding):
+        data, base = data[3:], 3
+    while data:
+        try:
+            text = dec.decode(data)
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"{name}:{lines + data[: max(0, e.start)].count(_NL) + 1}: cannot decode as {encoding} at byte "
+                f"offset {base + max(0, e.start)} (use --encoding or --errors replace)") from None
+        if text:
+            yield text
+        base += len(data)
+        lines += data.count(_NL)
+        data = f.read(block)
+        if data and not _wide(encoding) and _NUL in data:
+            raise InputError(f"{name}: NUL byte at byte offset {base + data.index(_NUL)}: a binary file, not text")
+    try:
+        tail = dec.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise InputError(f"{name}: cannot decode as {encoding}: the file ends inside a character "
+                         f"(use --encoding or --errors replace)") from None
+    if tail:
+        yield tail
+
+
+def read_jsonl(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
+               warn: Callable[[str], None]) -> Iterator[InputRecord]:
+    """One record per line; blank lines are not records. Streams: memory is bounded by one line."""
+    offset = 0
+    first = True
+    for n, raw in enumerate(f, start=1):
+        if first:
+            _check_binary(raw, name)
+            if raw.startswith(_BOM):
+                raw = raw[3:]
+                offset += 3
+            first = False
+        line_start = offset
+        offset += len(raw)
+        if not raw.strip():
+            continue
+        try:
+            s = _decode(raw, name, opts.encoding, opts.errors, line_start, n)
+            obj = json.loads(s)
+        except (InputError, json.JSONDecodeError) as e:
+            msg = str(e) if isinstance(e, InputError) else f"{name}:{n}: malformed JSON ({e.msg} at column {e.colno})"
+            if opts.skip_bad_lines:
+                stats.bad_lines += 1
+                warn(f"skipped {msg}")
+                continue
+            raise InputError(msg + ("" if isinstance(e, InputError) else "; use --skip-bad-lines to go on")) from None
+        field_ = opts.text_field
+        if not isinstance(obj, dict) or not isinstance(obj.get(field_), str):
+            what = "not a JSON object" if not isinstance(obj, dict) else (
+                f"no {field_!r} field" if field_ not in obj else f"field {field_!r} is not a string")
+            msg = f"{name}:{n}: {what}"
+            if opts.skip_bad_lines:
+                stats.bad_lines += 1
+                warn(f"skipped {msg}")
+                continue
+            raise InputError(msg + "; use --text-field or --skip-bad-lines")
+        stats.records += 1
+        yield InputRecord(obj.get("id", n), obj[field_])
+
+
+def read_tsv(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
+             warn: Callable[[str], None]) -> Iterator[InputRecord]:
+    """TSV: column N (1-based) holds the text; the id is the line number."""
+    offset = 0
+    for n, raw in enumerate(f, start=1):
+        if n == 1:
+            _check_binary(raw, name)
+        line_start = offset
+        offset += len(raw)
+        if not raw.strip():
+            continue
+        s = _decode(raw, name, opts.encoding, opts.errors, line_start, n).rstrip("\r\n")
+        cols = s.split("\t")
+        if opts.tsv_column > len(cols):
+            msg = f"{name}:{n}: has {len(cols)} columns, no column {opts.tsv_column}"
+            if opts.skip_bad_lines:
+                stats.bad_lines += 1
+                warn(f"skipped {msg}")
+                continue
+            raise InputError(msg)
+        stats.records += 1
+        yield InputRecord(n, cols[opts.tsv_column - 1])
+
+
+def read_input(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
+               warn: Callable[[str], None]) -> Iterator[InputRecord]:
+    """The records of one input stream, its kind chosen by the rule in the module docstring."""
+    _check_encoding(opts.encoding)
+    kind = opts.kind
+    if kind == "auto" and name.endswith(".jsonl"):
+        kind = "jsonl"
+    if kind == "auto":
+        f, kind, note = sniff(f, opts.text_field)
+        if kind == "jsonl-no-field":
+            raise InputError(f"{name}: the first line is a JSON object without a {opts.text_field!r} field; use "
+                             f"--text-field NAME for JSONL, or --plain to score the input as one document")
+        if note:
+            warn(f"{name}: read as plain text: {note} (use --jsonl to read it as JSONL)")
+        if kind == "empty":
+            _check_binary(f.read(BINARY_SNIFF), name, opts.encoding)
+            return
+    if kind == "tsv":
+        yield from read_tsv(f, name, opts, stats, warn)
+    elif kind == "jsonl":
+        yield from read_jsonl(f, name, opts, stats, warn)
+    else:
+        rec = read_plain(f, name, opts.encoding, opts.errors)
+        if rec.chunks is None and not rec.text.strip():
+            return
+        stats.records += 1
+        yield rec

@@ -1,0 +1,27 @@
+"""The network, its inputs and the model-folder schema: what training and export code build on.
+
+Nothing here is needed to score text (use :class:`detector.Detector`); it is public so that code outside the runtime
+package (training, ablations, tests) builds the same windows, batches and config files as the runtime does.
+"""
+
+from ._model import SpanDetector, WindowLike, collate
+from ._modelfiles import MANIFEST, ModelConfig, sha256_file, write_manifest
+from ._text import N_SHAPES, Piece, Tokenized, Window, build_windows, split_passages, token_shape, tokenize_passages
+
+__all__ = [
+    "MANIFEST",
+    "N_SHAPES",
+    "ModelConfig",
+    "Piece",
+    "SpanDetector",
+    "Tokenized",
+    "Window",
+    "WindowLike",
+    "build_windows",
+    "collate",
+    "sha256_file",
+    "split_passages",
+    "token_shape",
+    "tokenize_passages",
+    "write_manifest",
+]

@@ -1,0 +1,63 @@
+"""Seams of the scoring core: code outside the runtime package uses only its public names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+OUTSIDE = ("training", "benchmarks")
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Imports of private detector names and reach-ins to private attributes (``x._name`` on anything but self/cls)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "detector" and any(p.startswith("_") for p in alias.name.split(".")):
+                    found.append(f"{path.name}:{node.lineno}: import {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "detector":
+            parts = node.module.split(".")
+            names = [a.name for a in node.names]
+            if any(p.startswith("_") for p in parts) or any(n.startswith("_") for n in names):
+                found.append(f"{path.name}:{node.lineno}: from {node.module} import {', '.join(names)}")
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                found.append(f"{path.name}:{node.lineno}: .{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("folder", OUTSIDE)
+def test_no_private_runtime_names_outside_the_package(folder: str) -> None:
+    found = [u for p in sorted((REPO / folder).rglob("*.py")) for u in _private_uses(p)]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from detector._detector import Detector", 1),
+        ("import detector._text", 1),
+        ("from detector import _errors", 1),
+        ("det._model.zero_()", 1),
+        ("from detector import Detector\nfrom detector.evaluation import evaluate\nself._x = 1", 0),
+    ],
+    ids=["from-private-module", "import-private-module", "private-name", "private-attribute", "public-only"],
+)
+def test_the_check_catches_private_uses(tmp_path: Path, source: str, expected: int) -> None:
+    p = tmp_path / "x.py"
+    p.write_text(source, encoding="utf-8")
+    assert len(_private_uses(p)) == expected
+
+
+def test_public_modules_declare_their_names() -> None:
+    import detector
+    import detector.evaluation
+    import detector.network
+
+    for mod in (detector, detector.evaluation, detector.network):
+        assert mod.__all__ and all(hasattr(mod, n) and not n.startswith("_") for n in mod.__all__)

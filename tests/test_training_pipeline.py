@@ -1,0 +1,186 @@
+"""Training-side code on small fixtures: searches, collation, quick evaluation, finalize and benchmark helpers.
+
+Nothing here trains: the tiny random model stands in for a trained one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("yaml")  # training extras
+
+from detector import Detector  # noqa: E402
+from detector.evaluation import EvalRecord, char_prf, evaluate, predict  # noqa: E402
+
+from .conftest import SEED_GOLD, SEED_TEXT  # noqa: E402
+
+SENTENCES = [
+    "The committee will publish its report next week.", "Officials said the plan would cost more than expected.",
+    "The river rose after three days of heavy rain.", "Schools will reopen on Monday, the mayor said.",
+    "Xi Jinping. accepted.", "which can be easily understood by Mentally challenged people. common sense.",
+    "The the government will will carry out the the measures.", "Economy the of growth rapid the has.",
+]
+
+
+def _records(n: int, seed: int, clean_only: bool = False) -> list[dict]:
+    """Canonical-looking records: garbled ones carry a gold span over their first word."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        k = rng.randrange(4) if clean_only else rng.randrange(len(SENTENCES))
+        text = SENTENCES[k]
+        garbled = k >= 4
+        spans = [{"start": 0, "end": text.index(" ") if " " in text else len(text), "severity": "major",
+                  "category": "fluency"}] if garbled else []
+        out.append({"id": f"r{seed}-{i}", "text": text, "label": "strict" if garbled else "clean",
+                    "source": "brown" if clean_only else "wmt21_news", "spans": spans, "doc_id": f"d{i // 2}",
+                    "seg": i // 2, "system": f"s{i % 2}", "synthetic": False})
+    return out
+
+
+@pytest.fixture(scope="module")
+def sets(tiny_detector: Detector):  # type: ignore[no-untyped-def]
+    from training.search import score_set
+
+    return score_set(tiny_detector, _records(40, 1)), score_set(tiny_detector, _records(30, 2, clean_only=True))
+
+
+def test_fit_platt_separates_classes() -> None:
+    from training.search import fit_platt
+
+    feats = [(x, 0.0) for x in (-2.0, -1.5, -1.0, 1.0, 1.5, 2.0)]
+    a, b, c = fit_platt(feats, [0, 0, 0, 1, 1, 1], use_any=False)
+    assert a > 0 and c == 0.0
+    assert 1 / (1 + math.exp(-(a * 2.0 + b))) > 0.8 > 0.2 > 1 / (1 + math.exp(-(a * -2.0 + b)))
+
+
+@pytest.mark.parametrize("gate", [0.0, 0.4], ids=["no-gate", "gate"])
+def test_span_f1_shortcut_equals_the_evaluation_module(tiny_detector: Detector, sets, gate: float) -> None:  # type: ignore[no-untyped-def]
+    """The search skips decoding records whose peak is below the span threshold: same F1 as decoding all."""
+    from training.search import span_f1, span_peaks
+
+    news, _ = sets
+    for thr in (0.3, 0.45, 0.6):
+        det = tiny_detector.with_settings(span_threshold=thr, span_gate=gate)
+        full = evaluate(news.records, predict(det, news.raws))["span_f1"]
+        fast = span_f1(det, news, span_peaks(det, news, gate))
+        assert (math.isnan(full) and math.isnan(fast)) or fast == pytest.approx(full)
+
+
+def test_span_peaks_say_which_records_carry_a_span(tiny_detector: Detector, sets) -> None:  # type: ignore[no-untyped-def]
+    from training.search import span_peaks
+
+    news, _ = sets
+    peaks = span_peaks(tiny_detector, news, 0.0)
+    t = sorted(peaks)[len(peaks) // 2]
+    det = tiny_detector.with_settings(span_threshold=t, span_gate=0.0)
+    assert [bool(p.spans) for p in predict(det, news.raws)] == [pk >= t for pk in peaks]
+
+
+def test_choose_thresholds_respects_the_clean_budgets(tiny_detector: Detector, sets) -> None:  # type: ignore[no-untyped-def]
+    from training.search import choose_thresholds
+
+    news, clean = sets
+    th = choose_thresholds(tiny_detector, news, clean, max_flag=0.1, max_span=0.1, gates=(0.0, 0.5))
+    det = tiny_detector.with_settings(threshold=th["threshold"], span_threshold=th["span_threshold"],
+                                      span_gate=th["span_gate"])
+    m = evaluate(clean.records, predict(det, clean.raws))
+    assert m["clean_flag_rate"] <= 0.1 and m["clean_span_rate"] <= 0.1
+    assert th["span_gate"] in (0.0, 0.5) and 0.0 <= th["span_threshold"] <= 1.0
+
+
+def test_choose_thresholds_reports_an_unmet_constraint(tiny_detector: Detector, sets) -> None:  # type: ignore[no-untyped-def]
+    from training.search import choose_thresholds
+
+    news, clean = sets
+    th = choose_thresholds(tiny_detector, news, clean, accept=lambda _det: False)
+    assert th["accepted"] == 0.0
+
+
+def test_collate_examples_extends_the_runtime_collation() -> None:
+    from detector.network import collate
+    from training.train import Example, collate_examples
+
+    ex = [Example([2, 5, 6, 3], [0, 1, 2, 0], [6, 7, 8, 6], (1, 3), (1.0, math.nan)),
+          Example([2, 5, 3], [0, 1, 0], [6, 4, 6], (1, 2), (0.0, 0.0))]
+    t = collate_examples(ex)
+    base = collate(ex)
+    for k in ("ids", "shapes", "mask", "target"):
+        assert t[k].equal(base[k])
+    assert t["tcls"][0].tolist() == [0, 1, 2, 0] and t["tcls"][1].tolist() == [0, 1, 0, 0]
+    assert t["target"][0].tolist() == [0, 1, 1, 0] and t["mask"][1].tolist() == [1, 1, 1, 0]
+
+
+def test_make_config_is_a_valid_model_config() -> None:
+    from detector.network import ModelConfig
+    from training.train import make_config
+
+    cfg = make_config({"name": "x", "version": "0.1", "max_length": 64, "context_tokens": 8}, {"hidden_size": 32})
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_quick_eval_on_the_tiny_model(tiny_detector: Detector) -> None:
+    from training.train import quick_eval
+
+    cfg = {"name": "tiny", "version": "0", "max_length": 48, "context_tokens": 8}
+    m = quick_eval(tiny_detector.network, tiny_detector.tokenizer, cfg, tiny_detector.config.bert,
+                   _records(30, 3), _records(20, 4, clean_only=True))
+    assert {"auroc_strict", "span_f1", "threshold", "span_threshold"} <= set(m)
+    assert all(isinstance(v, float) for v in m.values())
+
+
+def test_finalize_writes_a_loadable_model_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """finalize on a tiny corpus: a verified model folder whose settings come from the search, strict-JSON metrics
+    computed by detector.evaluation, and a model card."""
+    from training.finalize import finalize
+
+    model = tmp_path / "trained"
+    shutil.copytree(tiny_model_dir, model)
+    train_cfg = {"seed": 1, "epochs": 1, "batch_size": 8, "lr": 1e-4, "head_lr": 1e-3, "per_epoch": {"x": 1},
+                 "config_file": "tiny.yaml"}
+    (model / "train_history.json").write_text(json.dumps(
+        {"history": [{"epoch": 1, "auroc_strict": 0.5, "auroc_broad": 0.5, "span_f1": 0.1}], "seconds": 60,
+         "config": train_cfg}))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, rows in (("val_news", _records(30, 5)), ("val_clean", _records(30, 6, clean_only=True)),
+                       ("test_clean", _records(20, 7, clean_only=True))):
+        (corpus / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seed_dir = SEED_TEXT.parent
+    if not SEED_GOLD.exists():
+        pytest.skip("the seed article is not in ../shared/examples")
+    out = finalize(model, corpus, tmp_path / "models", seed_dir, require_seed=False, version="0.0.2", bootstrap=0)
+    det = Detector.load(out)
+    full = json.loads((out / "metrics.json").read_text())  # strict JSON (no NaN)
+    th = full["thresholds"]
+    assert det.config.version == "0.0.2" and det.checksum == "ok"
+    assert (det.threshold, det.span_threshold, det.span_gate, det.span_score) == (
+        th["threshold"], th["span_threshold"], th["span_gate"], th["span_score"])
+    news = full["metrics"]["val_news"]
+    recs = [EvalRecord.from_dict(r) for r in _records(30, 5)]
+    preds = predict(det, det.score_raw([r.text for r in recs]))
+    assert news["span_f1"] == pytest.approx(char_prf([p.spans for p in preds], [r.spans for r in recs])["f1"])
+    assert "Model card" in (out / "MODEL_CARD.md").read_text()
+    assert (tmp_path / "models" / "DEFAULT").read_text().strip() == out.name
+
+
+def test_benchmark_helpers() -> None:
+    from benchmarks.baselines import Output, choose_span_threshold, choose_threshold, spans_at
+    from benchmarks.run import Scored, evaluated
+    from detector.evaluation import Prediction
+
+    text = "aa bb cc dd"
+    toks = [(0, 2, 0.9), (3, 5, 0.8), (6, 8, 0.1), (9, 11, 0.95)]
+    assert spans_at(text, toks, 0.5) == [(0, 5), (9, 11)]
+    assert choose_threshold([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 0.8
+    assert choose_span_threshold([text], [Output(0.9, toks)], [[(0, 5)]]) == 0.15  # the first with F1 10/12
+    items = [Scored(EvalRecord("a b", "strict", spans=((0, 1),)), Prediction(0.9, True, ((0, 1),))),
+             Scored(EvalRecord("c d", "clean"), Prediction(0.1, False))]
+    m = evaluated(items, bootstrap=0)
+    assert m["auroc_strict"] == 1.0 and m["span_f1"] == 1.0
