@@ -159,6 +159,9 @@ VERSIONS = {
              " split at passage boundaries",
     "1.3.0": "same weights again; spans cut from the error probability 1 - P(ok) instead of P(fluency) (span score"
              " searched with threshold and gate), each span labelled fluency or accuracy",
+    "1.3.1": "same weights and the same finalize rules as 1.3.0; config.json written by the one schema writer"
+             " (ModelConfig.to_dict: the unread keys accuracy_span_threshold and dtype are gone) and every metric"
+             " recomputed through detector.evaluation (undefined values are n/a, not 0)",
 }
 
 
