@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 from ._types import Detection, Passage, RawScores, Settings, Span
@@ -17,7 +19,7 @@ def passage_probabilities(raw: RawScores, calibration: Calibration) -> np.ndarra
     g = raw.passage_logits[:, 0].astype(np.float64)
     m = raw.passage_logits[:, 1].astype(np.float64)
     out = np.zeros(g.shape[0], dtype=np.float64)
-    ok = np.isfinite(g) & np.isfinite(m)
+    ok = np.isfinite(g) & np.isfinite(m) & raw.english()  # passages in another language are not scored
     z = a * g[ok] + c * m[ok] + b
     out[ok] = np.where(z > -60.0, 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))), 0.0)
     return out
@@ -33,7 +35,7 @@ def find_spans(raw: RawScores, probs: np.ndarray, settings: Settings) -> list[Sp
         return []
     values = raw.span_values(settings.span_score)
     tp = raw.token_passage
-    on = values >= settings.span_threshold
+    on = (values >= settings.span_threshold) & raw.english()[tp]
     if settings.span_gate > 0.0:
         on &= probs[tp] >= settings.span_gate
     if not on.any():
@@ -59,6 +61,7 @@ def find_spans(raw: RawScores, probs: np.ndarray, settings: Settings) -> list[Sp
             s -= 1
         while e < len(text) and text[e] in _WORD_CHAR and text[e - 1] in _WORD_CHAR:
             e += 1
+        s, e = grapheme_start(text, s), grapheme_end(text, e)
         score = float(values[i : j + 1].max())
         pi = int(tp[i])
         if out and out_passage[-1] == pi and s <= out[-1].end:
@@ -70,6 +73,35 @@ def find_spans(raw: RawScores, probs: np.ndarray, settings: Settings) -> list[Sp
     if settings.span_score == "error":
         out = [_categorised(raw, sp, pi) for sp, pi in zip(out, out_passage)]
     return out
+
+
+_ZWJ = "\u200d"
+
+
+def _extends(c: str) -> bool:
+    """Does ``c`` belong to the character before it, as people see it (combining mark, variation selector,
+    zero-width joiner, emoji modifier or tag)?"""
+    o = ord(c)
+    if o < 0x300:
+        return False
+    return (unicodedata.category(c) in ("Mn", "Me", "Mc") or c == _ZWJ or 0xFE00 <= o <= 0xFE0F
+            or 0xE0100 <= o <= 0xE01EF or 0x1F3FB <= o <= 0x1F3FF or 0xE0020 <= o <= 0xE007F)
+
+
+def grapheme_end(text: str, e: int) -> int:
+    """``e`` moved forward past marks that belong to the character before it, and past characters joined to it by
+    a zero-width joiner (an emoji sequence), so a span never ends inside a character as people see it."""
+    n = len(text)
+    while 0 < e < n and (_extends(text[e]) or text[e - 1] == _ZWJ):
+        e += 1
+    return e
+
+
+def grapheme_start(text: str, s: int) -> int:
+    """``s`` moved back to the start of the character as people see it."""
+    while 0 < s < len(text) and (_extends(text[s]) or text[s - 1] == _ZWJ):
+        s -= 1
+    return s
 
 
 def _categorised(raw: RawScores, sp: Span, passage: int) -> Span:
@@ -90,9 +122,21 @@ def decide(raw: RawScores, settings: Settings, calibration: Calibration) -> Dete
     """The decision for one text: passage probabilities, flags and spans."""
     probs = passage_probabilities(raw, calibration)
     text = raw.text
+    langs = raw.passage_languages or ("en",) * len(probs)
     passages = tuple(
-        Passage(int(s), int(e), text[int(s) : int(e)], float(p), bool(p >= settings.threshold))
-        for (s, e), p in zip(raw.passage_offsets.tolist(), probs.tolist())
+        Passage(int(s), int(e), text[int(s) : int(e)], float(p), lang == "en" and p >= settings.threshold, lang)
+        for (s, e), p, lang in zip(raw.passage_offsets.tolist(), probs.tolist(), langs)
     )
     score = float(probs.max()) if probs.size else 0.0
-    return Detection(score, score >= settings.threshold, tuple(find_spans(raw, probs, settings)), passages)
+    flagged = any(p.flagged for p in passages)  # a text with no English passage (or none at all) is not flagged
+    return Detection(score, flagged, tuple(find_spans(raw, probs, settings)), passages, _main_language(passages))
+
+
+def _main_language(passages: tuple[Passage, ...]) -> str:
+    """"en" when any passage is English (or there is none), else the language with the most characters."""
+    if not passages or any(p.language == "en" for p in passages):
+        return "en"
+    size: dict[str, int] = {}
+    for p in passages:
+        size[p.language] = size.get(p.language, 0) + p.end - p.start
+    return max(size, key=lambda k: size[k])

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._decode import decide, passage_probabilities
 from ._errors import ModelError
+from ._language import LanguageId
 from ._modelfiles import ModelConfig, default_model_path, read_config, verify_manifest
 from ._text import build_windows, split_passages, tokenize_passages
 from ._types import Detection, Passage, RawScores, Settings, Span
@@ -28,7 +29,9 @@ class Detector:
     """
 
     def __init__(self, network: Any, tokenizer: Any, config: ModelConfig, *, path: Path | None = None,
-                 checksum: str = "not checked", settings: Settings | None = None) -> None:
+                 checksum: str = "not checked", settings: Settings | None = None,
+                 language_id: LanguageId | None = None) -> None:
+        self._language_id = language_id
         self._network = network
         self._tok = tokenizer
         self._config = config
@@ -43,8 +46,11 @@ class Detector:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path | None = None, *, verify: bool = True, threads: int | None = None) -> Detector:
-        """Load a model folder (default: the shipped model, or $MTDETECT_MODEL). Works offline."""
+    def load(cls, path: str | Path | None = None, *, verify: bool = True, threads: int | None = None,
+             language_id: bool = True) -> Detector:
+        """Load a model folder (default: the shipped model, or $MTDETECT_MODEL). Works offline. With
+        ``language_id`` (the default) passages identified as another language than English are marked with their
+        ``language`` and not scored."""
         import torch
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
@@ -75,15 +81,16 @@ class Detector:
         if missing or unexpected:
             raise ModelError(f"weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
         network.eval()
-        return cls(network, tok, config, path=folder, checksum=checksum)
+        return cls(network, tok, config, path=folder, checksum=checksum,
+                   language_id=LanguageId() if language_id else None)
 
     @classmethod
-    def from_parts(cls, network: Any, tokenizer: Any, config: ModelConfig,
-                   settings: Settings | None = None) -> Detector:
+    def from_parts(cls, network: Any, tokenizer: Any, config: ModelConfig, settings: Settings | None = None, *,
+                   language_id: bool = True) -> Detector:
         """A detector around an in-memory network (a :class:`detector.network.SpanDetector`) and tokenizer, e.g. a
         model being trained. Settings default to the config's."""
         network.eval()
-        return cls(network, tokenizer, config, settings=settings)
+        return cls(network, tokenizer, config, settings=settings, language_id=LanguageId() if language_id else None)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -142,12 +149,13 @@ class Detector:
         ``det.with_settings(threshold=0.7, span_gate=0.0)``."""
         new = (settings or self._settings).replace(**changes)
         return Detector(self._network, self._tok, self._config, path=self._path, checksum=self._checksum,
-                        settings=new)
+                        settings=new, language_id=self._language_id)
 
     def with_config(self, config: ModelConfig) -> Detector:
         """A new detector with another configuration (e.g. calibration or context size), sharing the network; its
         settings become the config's."""
-        return Detector(self._network, self._tok, config, path=self._path, checksum=self._checksum)
+        return Detector(self._network, self._tok, config, path=self._path, checksum=self._checksum,
+                        language_id=self._language_id)
 
     # ------------------------------------------------------------------ raw scores
     def score_raw(self, texts: Sequence[str], batch_size: int = 32) -> list[RawScores]:
@@ -192,6 +200,8 @@ class Detector:
                     plogits[w.passage] = np.maximum(plogits[w.passage], pas[i])
         out = []
         for t, pieces, toks, base, tprobs, plogits, _ in prepared:
+            langs = (tuple(self._language_id.passage_languages([t[p.start : p.end] for p in pieces]))
+                     if self._language_id is not None else ())
             offs = np.array([o for x in toks for o in x.offsets], dtype=np.int64).reshape(-1, 2)
             out.append(RawScores(
                 text=t,
@@ -200,6 +210,7 @@ class Detector:
                 token_offsets=offs,
                 token_passage=np.repeat(np.arange(len(pieces), dtype=np.int64), np.diff(base)),
                 token_probs=tprobs,
+                passage_languages=langs,
             ))
         return out
 
@@ -233,14 +244,20 @@ class Detector:
         score = 0.0
         spans: list[Span] = []
         passages: list[Passage] = []
+        langs: dict[str, int] = {}  # characters per language over all passages
+        flagged = False
         for block in _blocks(chunks, block_chars):
             d = self.detect_batch([block], batch_size=batch_size)[0]
             score = max(score, d.score)
+            flagged = flagged or d.flagged
             spans += [Span(s.start + offset, s.end + offset, s.text, s.score, s.category) for s in d.spans]
-            passages += [Passage(p.start + offset, p.end + offset, p.text, p.score, p.flagged) for p in d.passages
-                         if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
+            passages += [Passage(p.start + offset, p.end + offset, p.text, p.score, p.flagged, p.language)
+                         for p in d.passages if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
+            for p in d.passages:
+                langs[p.language] = langs.get(p.language, 0) + p.end - p.start
             offset += len(block)
-        return Detection(score, score >= self.threshold, tuple(spans), tuple(passages))
+        lang = "en" if not langs or "en" in langs else max(langs, key=lambda k: langs[k])
+        return Detection(score, flagged, tuple(spans), tuple(passages), lang)
 
     def info(self) -> dict[str, Any]:
         """Model name, version, path, checksum status, settings and window sizes."""

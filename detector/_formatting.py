@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import IO, Any
 
 from ._types import Detection
@@ -11,40 +12,70 @@ FORMATS = ("pretty", "json", "jsonl", "tsv")
 _RED, _DIM, _RESET = "\033[1;31m", "\033[2m", "\033[0m"
 
 
+# control and format characters that a terminal acts on (ESC sequences, bidi overrides, line separators)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(s: object) -> str:
+    """``str(s)`` with control characters escaped (``\\x1b``, ``\\u202e``), safe to show on a terminal."""
+    text = str(s)
+    if _SURROGATE.search(text):
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def json_line(obj: Any) -> str:
+    """One line of JSON: UTF-8 text as is, but escaped to ASCII when a string holds a lone surrogate (which UTF-8
+    cannot encode), so the line is always valid UTF-8 and valid JSON."""
+    line = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    return json.dumps(obj, ensure_ascii=True, allow_nan=False) if _SURROGATE.search(line) else line
+
+
 def record_dict(rid: Any, d: Detection) -> dict[str, Any]:
-    """The JSONL record schema: id, score, flagged, spans (start, end, text, score, category)."""
+    """The JSONL record schema: id, score, flagged, language, spans (start, end, text, score, category)."""
     return {
         "id": rid,
         "score": round(d.score, 6),
         "flagged": d.flagged,
+        "language": d.language,
         "spans": [{"start": s.start, "end": s.end, "text": s.text, "score": round(s.score, 6), "category": s.category}
                   for s in d.spans],
     }
 
 
 def jsonl_line(rid: Any, d: Detection) -> str:
-    return json.dumps(record_dict(rid, d), ensure_ascii=False)
+    return json_line(record_dict(rid, d))
 
 
 def tsv_line(rid: Any, d: Detection) -> str:
+    """id, score, flagged (0/1), spans; tabs, line breaks and backslashes in the id are escaped."""
     spans = ";".join(f"{s.start}-{s.end}:{s.score:.4f}" for s in d.spans)
-    return f"{rid}\t{d.score:.6f}\t{int(d.flagged)}\t{spans}"
+    return f"{printable(_tsv_field(rid))}\t{d.score:.6f}\t{int(d.flagged)}\t{spans}"
+
+
+def _tsv_field(v: object) -> str:
+    return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def pretty(rid: Any, d: Detection, color: bool) -> str:
     """The verdict, then each flagged or span-carrying passage with its spans highlighted and scored."""
-    mark = "FLAGGED" if d.flagged else "ok"
-    out = [f"{rid}: {mark} (score {d.score:.3f}, {len(d.spans)} span{'s' if len(d.spans) != 1 else ''})"]
+    mark = "FLAGGED" if d.flagged else "ok" if d.language == "en" else f"not English ({d.language}), not scored"
+    out = [f"{printable(rid)}: {mark} (score {d.score:.3f}, {len(d.spans)} span{'s' if len(d.spans) != 1 else ''})"]
     shown = [p for p in d.passages if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
     for p in shown:
-        seg = p.text
-        for s in sorted(d.spans, key=lambda s: -s.start):
+        parts = []
+        pos = 0
+        for s in sorted(d.spans, key=lambda s: s.start):
             if s.start < p.end and p.start < s.end:
                 a, b = max(s.start, p.start) - p.start, min(s.end, p.end) - p.start
                 tag = f"{s.score:.2f}" + (f" {s.category}" if s.category != "fluency" else "")
-                hl = f"{_RED}{seg[a:b]}{_RESET}{_DIM}[{tag}]{_RESET}" if color else f"[[{seg[a:b]}]]({tag})"
-                seg = seg[:a] + hl + seg[b:]
-        out.append(f"  {p.score:.3f}  {seg}")
+                inner = printable(p.text[a:b])
+                parts.append(printable(p.text[pos:a]))
+                parts.append(f"{_RED}{inner}{_RESET}{_DIM}[{tag}]{_RESET}" if color else f"[[{inner}]]({tag})")
+                pos = b
+        parts.append(printable(p.text[pos:]))
+        out.append(f"  {p.score:.3f}  {''.join(parts)}")
     return "\n".join(out)
 
 
@@ -63,7 +94,7 @@ class Writer:
         elif self.fmt == "tsv":
             self.out.write(tsv_line(rid, d) + "\n")
         elif self.fmt == "json":
-            self._items.append({"id": rid, **d.to_dict()})
+            self._items.append({"id": rid, **d.to_dict()})  # written by close()
         else:
             self.out.write(pretty(rid, d, self.color) + "\n")
 
@@ -72,6 +103,8 @@ class Writer:
 
     def close(self) -> None:
         if self.fmt == "json":
-            json.dump(self._items, self.out, ensure_ascii=False, indent=1)
-            self.out.write("\n")
+            text = json.dumps(self._items, ensure_ascii=False, indent=1, allow_nan=False)
+            if _SURROGATE.search(text):
+                text = json.dumps(self._items, ensure_ascii=True, indent=1, allow_nan=False)
+            self.out.write(text + "\n")
         self.out.flush()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,40 @@ def write_manifest(folder: Path) -> None:
     (folder / MANIFEST).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+_MANIFEST_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
+
+
 def verify_manifest(folder: Path) -> str:
-    """Check every file listed in SHA256SUMS; return 'ok' or raise ModelError."""
+    """Check the folder's SHA256SUMS: well formed, naming only plain files of the folder, covering every file the
+    loader reads (config.json, tokenizer.json, model.safetensors), each matching its digest. Returns "ok" or raises
+    :class:`ModelError`."""
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise ModelError(f"{folder} has no {MANIFEST}")
-    for line in manifest.read_text(encoding="utf-8").splitlines():
+    try:
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+    except (UnicodeDecodeError, OSError) as e:
+        raise ModelError(f"cannot read {manifest}: {e}") from None
+    entries: dict[str, str] = {}
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        digest, name = line.split(None, 1)
-        p = folder / name.strip()
+        m = _MANIFEST_LINE.fullmatch(line.rstrip("\r"))
+        if not m:
+            raise ModelError(f"{manifest}:{n} is not a 'SHA256  NAME' line")
+        digest, name = m.group(1), m.group(2)
+        if name in (".", "..") or "/" in name or "\\" in name or name != name.strip():
+            raise ModelError(f"{manifest}:{n} names {name!r}, not a file of the model folder")
+        if name in entries:
+            raise ModelError(f"{manifest}:{n} lists {name} twice")
+        entries[name] = digest
+    if not entries:
+        raise ModelError(f"{manifest} is empty: nothing is verified")
+    for name in REQUIRED:
+        if name not in entries:
+            raise ModelError(f"{manifest} has no entry for {name}, which the loader reads")
+    for name, digest in entries.items():
+        p = folder / name
         if not p.is_file():
             raise ModelError(f"{p} listed in {MANIFEST} is missing")
         if sha256_file(p) != digest:

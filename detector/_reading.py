@@ -11,7 +11,7 @@ import codecs
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 BINARY_SNIFF = 8192
@@ -43,6 +43,10 @@ class ReadStats:
     records: int = 0
 
 
+#: default --max-chars: the longest JSONL or TSV record text accepted
+MAX_CHARS = 1_000_000
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     kind: str = "auto"  # auto | plain | jsonl | tsv
@@ -51,6 +55,13 @@ class ReadOptions:
     text_field: str = "text"
     tsv_column: int = 1
     skip_bad_lines: bool = False
+    max_chars: int = MAX_CHARS
+
+    @property
+    def max_line_bytes(self) -> int:
+        """A JSONL/TSV line longer than this cannot hold a record within ``max_chars`` (JSON escapes take at most 6
+        bytes a character, plus the other fields)."""
+        return 6 * self.max_chars + 65536
 
 
 def _is_utf8(encoding: str) -> bool:
@@ -156,6 +167,8 @@ def read_plain(f: IO[bytes], name: str, encoding: str, errors: str, limit: int |
     limit = STREAM_BYTES if limit is None else limit
     data = f.read(limit + 1)
     _check_binary(data, name, encoding)
+    if not _wide(encoding) and _NUL in data:
+        raise InputError(f"{name}: NUL byte at byte offset {data.index(_NUL)}: a binary file, not text")
     if len(data) <= limit:
         if data.startswith(_BOM) and _is_utf8(encoding):
             data = data[3:]
@@ -195,74 +208,170 @@ def _plain_chunks(first: bytes, f: IO[bytes], name: str, encoding: str, errors: 
         yield tail
 
 
+def _lines(f: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, line, too long?) for each line; a line over ``max_bytes`` is read past, never held whole."""
+    n = 0
+    while True:
+        raw = f.readline(max_bytes + 1)
+        if not raw:
+            return
+        n += 1
+        if len(raw) > max_bytes and not raw.endswith(_NL):
+            while True:  # skip the rest of the line in bounded pieces
+                rest = f.readline(1 << 20)
+                if not rest or rest.endswith(_NL):
+                    break
+            yield n, b"", True
+            continue
+        yield n, raw, False
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_error(e: Exception) -> str:
+    if isinstance(e, json.JSONDecodeError):
+        return f"{e.msg.removesuffix(' at')} at column {e.colno}"
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    return str(e).split("\n")[0]
+
+
 def read_jsonl(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
                warn: Callable[[str], None]) -> Iterator[InputRecord]:
     """One record per line; blank lines are not records. Streams: memory is bounded by one line."""
     offset = 0
-    first = True
-    for n, raw in enumerate(f, start=1):
-        if first:
+    field_ = opts.text_field
+
+    def bad(msg: str, hint: str) -> None:
+        if not opts.skip_bad_lines:
+            raise InputError(f"{msg}; {hint}")
+        stats.bad_lines += 1
+        warn(f"skipped {msg}")
+
+    for n, raw, too_long in _lines(f, opts.max_line_bytes):
+        if n == 1:
             _check_binary(raw, name)
             if raw.startswith(_BOM):
                 raw = raw[3:]
                 offset += 3
-            first = False
         line_start = offset
         offset += len(raw)
+        if too_long:
+            bad(f"{name}:{n}: line longer than {opts.max_line_bytes} bytes", "raise --max-chars or --skip-bad-lines")
+            continue
         if not raw.strip():
             continue
         try:
             s = _decode(raw, name, opts.encoding, opts.errors, line_start, n)
-            obj = json.loads(s)
-        except (InputError, json.JSONDecodeError) as e:
-            msg = str(e) if isinstance(e, InputError) else f"{name}:{n}: malformed JSON ({e.msg} at column {e.colno})"
-            if opts.skip_bad_lines:
-                stats.bad_lines += 1
-                warn(f"skipped {msg}")
-                continue
-            raise InputError(msg + ("" if isinstance(e, InputError) else "; use --skip-bad-lines to go on")) from None
-        field_ = opts.text_field
+        except InputError as e:
+            bad(str(e), "use --skip-bad-lines to go on")
+            continue
+        try:
+            obj = json.loads(s, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, NaN/Infinity, huge integers, deep nesting
+            bad(f"{name}:{n}: malformed JSON ({_json_error(e)})", "use --skip-bad-lines to go on")
+            continue
         if not isinstance(obj, dict) or not isinstance(obj.get(field_), str):
             what = "not a JSON object" if not isinstance(obj, dict) else (
                 f"no {field_!r} field" if field_ not in obj else f"field {field_!r} is not a string")
-            msg = f"{name}:{n}: {what}"
-            if opts.skip_bad_lines:
-                stats.bad_lines += 1
-                warn(f"skipped {msg}")
-                continue
-            raise InputError(msg + "; use --text-field or --skip-bad-lines")
+            bad(f"{name}:{n}: {what}", "use --text-field or --skip-bad-lines")
+            continue
+        text = obj[field_]
+        if len(text) > opts.max_chars:
+            bad(f"{name}:{n}: text of {len(text)} characters, over --max-chars {opts.max_chars}",
+                "raise --max-chars or use --skip-bad-lines")
+            continue
         stats.records += 1
-        yield InputRecord(obj.get("id", n), obj[field_])
+        yield InputRecord(obj.get("id", n), text)
 
 
 def read_tsv(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
              warn: Callable[[str], None]) -> Iterator[InputRecord]:
     """TSV: column N (1-based) holds the text; the id is the line number."""
     offset = 0
-    for n, raw in enumerate(f, start=1):
-        if n == 1:
-            _check_binary(raw, name)
+
+    def bad(msg: str, hint: str) -> None:
+        if not opts.skip_bad_lines:
+            raise InputError(f"{msg}; {hint}")
+        stats.bad_lines += 1
+        warn(f"skipped {msg}")
+
+    for n, raw, too_long in _lines(f, opts.max_line_bytes):
         line_start = offset
         offset += len(raw)
+        if too_long:
+            bad(f"{name}:{n}: line longer than {opts.max_line_bytes} bytes", "raise --max-chars or --skip-bad-lines")
+            continue
+        if _NUL in raw:
+            raise InputError(f"{name}:{n}: NUL byte at byte offset {line_start + raw.index(_NUL)}: a binary file, "
+                             "not text")
         if not raw.strip():
             continue
         s = _decode(raw, name, opts.encoding, opts.errors, line_start, n).rstrip("\r\n")
         cols = s.split("\t")
         if opts.tsv_column > len(cols):
-            msg = f"{name}:{n}: has {len(cols)} columns, no column {opts.tsv_column}"
-            if opts.skip_bad_lines:
-                stats.bad_lines += 1
-                warn(f"skipped {msg}")
-                continue
-            raise InputError(msg)
+            bad(f"{name}:{n}: has {len(cols)} columns, no column {opts.tsv_column}", "use --skip-bad-lines to go on")
+            continue
+        text = cols[opts.tsv_column - 1]
+        if len(text) > opts.max_chars:
+            bad(f"{name}:{n}: text of {len(text)} characters, over --max-chars {opts.max_chars}",
+                "raise --max-chars or use --skip-bad-lines")
+            continue
         stats.records += 1
-        yield InputRecord(n, cols[opts.tsv_column - 1])
+        yield InputRecord(n, text)
+
+
+class _Transcoded(io.RawIOBase):
+    """A UTF-16 or UTF-32 stream re-encoded as UTF-8, so the line-based readers work on it (byte offsets in later
+    messages then refer to the UTF-8 text; decoding errors name the original byte offset)."""
+
+    def __init__(self, f: IO[bytes], encoding: str, errors: str, name: str) -> None:
+        super().__init__()
+        self._f, self._encoding, self._name = f, encoding, name
+        self._dec = codecs.getincrementaldecoder(encoding)(errors=errors)
+        self._buf = b""
+        self._base = 0
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        while not self._buf and not self._eof:
+            data = self._f.read(1 << 16)
+            try:
+                text = self._dec.decode(data, final=not data)
+            except UnicodeDecodeError as e:
+                raise InputError(f"{self._name}: cannot decode as {self._encoding} at byte offset "
+                                 f"{self._base + max(0, e.start)} (use --encoding or --errors replace)") from None
+            self._base += len(data)
+            self._eof = not data
+            self._buf = text.encode("utf-8", "surrogatepass")
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+              (b"\xfe\xff", "utf-16"))
 
 
 def read_input(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
                warn: Callable[[str], None]) -> Iterator[InputRecord]:
     """The records of one input stream, its kind chosen by the rule in the module docstring."""
     _check_encoding(opts.encoding)
+    head = f.read(4)
+    f = io.BufferedReader(_Replay(head, f))
+    bom = next((enc for mark, enc in _WIDE_BOMS if head.startswith(mark)), None)
+    if bom and _is_utf8(opts.encoding):
+        warn(f"{name}: starts with a {bom.upper()} byte-order mark: read as {bom.upper()}")
+        opts = replace(opts, encoding=bom)
+    if _wide(opts.encoding):
+        f = io.BufferedReader(_Transcoded(f, opts.encoding, opts.errors, name))
+        opts = replace(opts, encoding="utf-8", errors="strict")
     kind = opts.kind
     if kind == "auto" and name.endswith(".jsonl"):
         kind = "jsonl"

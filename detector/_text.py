@@ -16,7 +16,10 @@ from dataclasses import dataclass
 # Tolkien"), or an ellipsis followed by a lowercase word: those are fluent English, and cutting there would
 # leave fragments that look exactly like MT sentence-break artifacts. A lowercase word after an ordinary full stop
 # ("people. common sense.") still starts a new passage: that is the artifact.
-_BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]*(\s+)|\s*\n\s*")
+# The line-break alternative starts at the newline itself (whitespace before it is trimmed from the passage), so
+# no pattern can backtrack over a long whitespace run: matching is linear in the text.
+_BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]*(\s+)|\n\s*")
+_MAX_WORD = 40  # an abbreviation or initial is never longer: the look-back below is bounded
 _ABBREV = {
     "mr", "mrs", "ms", "dr", "st", "jr", "sr", "co", "corp", "inc", "ltd", "vs", "etc", "gen", "gov", "sen", "rep",
     "prof", "rev", "col", "lt", "sgt", "capt", "jan", "feb", "mar", "apr", "aug", "sep", "sept", "oct", "nov", "dec",
@@ -34,8 +37,11 @@ def _keeps_together(text: str, term: int, nxt: int) -> bool:
     if text[term] != ".":
         return False
     j = term
-    while j > 0 and not text[j - 1].isspace() and text[j - 1] not in "(\"“'‘":
+    stop = max(0, term - _MAX_WORD)
+    while j > stop and not text[j - 1].isspace() and text[j - 1] not in "(\"“'‘":
         j -= 1
+    if j == stop and stop > 0 and not text[j - 1].isspace():
+        return False  # a "word" longer than any abbreviation
     word = text[j:term]
     if _DOTTED.match(text[j : term + 1]):
         return True  # U.S. / e.g. / p.m.
@@ -122,7 +128,8 @@ def token_shape(text: str, start: int, end: int) -> int:
         space = 0
     while j >= 0 and text[j].isspace():
         j -= 1
-    while j >= 0 and text[j] in "\"'”’)]":
+    stop = j - 8  # closing quotes/brackets after a sentence end: a few at most (bounded: linear time)
+    while j >= 0 and j > stop and text[j] in "\"'”’)]":
         j -= 1
     after_stop = 1 if (j >= 0 and text[j] in ".!?…" and space > 0) else 0
     if after_stop and _keeps_together(text, j, start):
@@ -139,9 +146,21 @@ class Tokenized:
     offsets: list[tuple[int, int]]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def normalise_for_tokenizer(s: str) -> str:
-    """Keep length-preserving: NFC can change lengths, so only replace control characters."""
-    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t" else c for c in s)
+    """Length-preserving (offsets stay exact): control and format characters become spaces, lone surrogates
+    (which no encoder accepts) become U+FFFD. NFC is not applied: it can change lengths."""
+    s = _CONTROL.sub(" ", s)
+    if _SURROGATE.search(s):
+        s = _SURROGATE.sub("\ufffd", s)
+    return "".join(" " if unicodedata.category(c) == "Cf" else c for c in s) if _has_format(s) else s
+
+
+def _has_format(s: str) -> bool:
+    return any(ord(c) >= 0x80 and unicodedata.category(c) == "Cf" for c in s)
 
 
 def tokenize_passages(tokenizer, text: str, pieces: Sequence[Piece]) -> list[Tokenized]:  # type: ignore[no-untyped-def]
@@ -152,10 +171,10 @@ def tokenize_passages(tokenizer, text: str, pieces: Sequence[Piece]) -> list[Tok
     encs = tokenizer.encode_batch(chunks, add_special_tokens=False)
     out = []
     for p, enc in zip(pieces, encs):
-        offs = [(p.start + a, p.start + b) for a, b in enc.offsets]
-        keep = [i for i, (a, b) in enumerate(offs) if b > a]
-        ids = [enc.ids[i] for i in keep]
-        offs = [offs[i] for i in keep]
+        all_ids = enc.ids  # each access to an Encoding's ids/offsets builds a new list: read them once
+        pairs = [(p.start + a, p.start + b, i) for (a, b), i in zip(enc.offsets, all_ids) if b > a]
+        ids = [i for _, _, i in pairs]
+        offs = [(a, b) for a, b, _ in pairs]
         out.append(Tokenized(ids, [token_shape(text, a, b) for a, b in offs], offs))
     return out
 
@@ -191,8 +210,9 @@ def build_windows(
             right_n = min(context, room - left_n)
             left_ids: list[int] = []
             left_sh: list[int] = []
-            # left context: the passage's own earlier tokens first, then previous passages
-            own_l_ids, own_l_sh = t.ids[:s], t.shapes[:s]
+            # left context: the passage's own earlier tokens first, then previous passages (slices bounded by the
+            # context size, so long passages cost linear time)
+            own_l_ids, own_l_sh = t.ids[max(0, s - left_n) : s], t.shapes[max(0, s - left_n) : s]
             q = pi - 1
             src_ids, src_sh = own_l_ids, own_l_sh
             while len(left_ids) < left_n:
@@ -204,8 +224,8 @@ def build_windows(
                     break
                 src_ids, src_sh = toks[q].ids, toks[q].shapes
                 q -= 1
-            right_ids: list[int] = list(t.ids[e:])[:right_n]
-            right_sh: list[int] = list(t.shapes[e:])[:right_n]
+            right_ids: list[int] = list(t.ids[e : e + right_n])
+            right_sh: list[int] = list(t.shapes[e : e + right_n])
             q = pi + 1
             while len(right_ids) < right_n and q < len(toks):
                 take = right_n - len(right_ids)

@@ -41,6 +41,7 @@ class Passage:
     text: str
     score: float
     flagged: bool
+    language: str = "en"  # ISO 639-1 code; a passage in another language is not scored (score 0, no span)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,11 +55,13 @@ class Detection:
     flagged: bool
     spans: tuple[Span, ...] = field(default_factory=tuple)
     passages: tuple[Passage, ...] = field(default_factory=tuple)
+    language: str = "en"  # "en" when any passage is English (or there is none), else the main language found
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "score": self.score,
             "flagged": self.flagged,
+            "language": self.language,
             "spans": [s.to_dict() for s in self.spans],
             "passages": [p.to_dict() for p in self.passages],
         }
@@ -120,6 +123,8 @@ class RawScores:
     - ``token_passage``: (N,) int, the passage index of each token (non-decreasing).
     - ``token_probs``: (N, 3) float, per-token probabilities of the classes in :data:`TOKEN_LABELS`
       (ok, fluency, accuracy).
+    - ``passage_languages``: ISO 639-1 code of each passage ("en" when not identified as another language); empty
+      when language identification was off (every passage English).
     """
 
     text: str
@@ -128,6 +133,13 @@ class RawScores:
     token_offsets: np.ndarray
     token_passage: np.ndarray
     token_probs: np.ndarray
+    passage_languages: tuple[str, ...] = ()
+
+    def english(self) -> np.ndarray:
+        """(P,) bool: which passages are scored (English)."""
+        if not self.passage_languages:
+            return np.ones(self.passage_offsets.shape[0], dtype=bool)
+        return np.array([x == "en" for x in self.passage_languages], dtype=bool)
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -1,7 +1,8 @@
 """The ``mtdetect`` command line: ``score``, ``eval`` and ``info``.
 
 Exit codes: 0 nothing flagged, 1 something flagged (0 with --exit-zero), 2 usage or input error,
-3 model error (missing, damaged or unreadable model folder), 130 interrupted.
+3 model error (missing, damaged or unreadable model folder), 4 internal error (a bug: please report it; set
+MTDETECT_DEBUG=1 for the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._errors import SettingsError
-from ._formatting import FORMATS, Writer
-from ._reading import InputError, InputRecord, ReadOptions, ReadStats, read_input
+from ._formatting import FORMATS, Writer, printable
+from ._reading import MAX_CHARS, InputError, InputRecord, ReadOptions, ReadStats, read_input
 from ._types import SPAN_SCORES, Settings
 
-EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 SETTING_OPTIONS = ("threshold", "span_threshold", "span_gate", "span_score")
 MAX_THREADS = 256
 
@@ -31,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="mtdetect",
         description="Find garbled machine-translated passages in English text.",
-        epilog="exit codes: 0 nothing flagged, 1 something flagged, 2 usage or input error, 3 model error",
+        epilog="exit codes: 0 nothing flagged, 1 something flagged, 2 usage or input error, 3 model error, "
+               "4 internal error, 130 interrupted",
     )
     sub = ap.add_subparsers(dest="command", required=True)
     sc = sub.add_parser("score", help="score texts (files, or stdin with - or no file)",
@@ -60,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--exit-zero", action="store_true", help="exit 0 even when something is flagged")
     sc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
     sc.add_argument("--threads", type=int, help=f"torch CPU threads (1-{MAX_THREADS})")
+    sc.add_argument("--max-chars", type=int, default=MAX_CHARS,
+                    help=f"longest JSONL/TSV record text accepted, in characters (default {MAX_CHARS}); longer "
+                         "records are input errors (skipped with --skip-bad-lines); plain text is streamed instead")
+    sc.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
     ev = sub.add_parser("eval", help="quality metrics on labelled records (text, spans, label)")
     ev.add_argument("data", type=Path, help="JSONL with text, spans [{start, end}] and label (strict/broad/clean/...)")
     ev.add_argument("--model", type=Path, help="model folder")
@@ -71,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     inf = sub.add_parser("info", help="model name, version, checksum status and thresholds")
     inf.add_argument("--model", type=Path, help="model folder")
     inf.add_argument("--format", choices=["pretty", "json"], default="pretty")
+    inf.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
+    ev.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
     return ap
 
 
@@ -95,22 +103,25 @@ def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         ap.error("--tsv-column is 1-based and must be at least 1")
     if a.threads is not None and not 1 <= a.threads <= MAX_THREADS:
         ap.error(f"--threads must be between 1 and {MAX_THREADS}")
+    if a.max_chars < 1:
+        ap.error("--max-chars must be at least 1")
 
 
 # ------------------------------------------------------------------------------------------ helpers
 
 
 def _err(msg: str) -> None:
-    print(f"mtdetect: {msg}", file=sys.stderr)
+    """One line on stderr, control characters escaped."""
+    print(f"mtdetect: {printable(msg)}", file=sys.stderr)
 
 
-def _load(model: Path | None, threads: int | None = None) -> Any:
+def _load(model: Path | None, threads: int | None = None, verify: bool = True) -> Any:
     """The detector, or None after reporting a model error."""
     from ._detector import Detector
     from ._errors import ModelError
 
     try:
-        return Detector.load(model, threads=threads)
+        return Detector.load(model, threads=threads, verify=verify)
     except ModelError as e:
         _err(f"model error: {e}")
         return None
@@ -121,17 +132,19 @@ def _records(files: Sequence[str], opts: ReadOptions, stats: ReadStats, warn: An
         if fname == "-":
             yield from read_input(sys.stdin.buffer, "<stdin>", opts, stats, warn)
             continue
-        p = Path(fname)
-        if not p.exists():
-            raise InputError(f"{fname}: no such file")
-        if p.is_dir():
-            raise InputError(f"{fname}: is a directory")
         try:
-            f: IO[bytes] = open(p, "rb")  # noqa: SIM115 - closed below
-        except OSError as e:
-            raise InputError(f"{fname}: cannot open ({e.strerror})") from None
+            f: IO[bytes] = open(fname, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise InputError(f"{fname}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{fname}: is a directory") from None
+        except OSError as e:  # permission denied, name too long, ...
+            raise InputError(f"{fname}: cannot open ({e.strerror or e})") from None
         with f:
-            yield from read_input(f, fname, opts, stats, warn)
+            try:
+                yield from read_input(f, fname, opts, stats, warn)
+            except OSError as e:  # a read failing half-way (an I/O error, /proc/self/mem)
+                raise InputError(f"{fname}: cannot read ({e.strerror or e})") from None
 
 
 def _batched(it: Iterator[InputRecord], n: int) -> Iterator[list[InputRecord]]:
@@ -144,14 +157,6 @@ def _batched(it: Iterator[InputRecord], n: int) -> Iterator[list[InputRecord]]:
             batch = []
     if batch:
         yield batch
-
-
-def _non_latin_share(text: str) -> float:
-    """Share of letters outside the Latin script (a cheap 'is this English at all?' check)."""
-    letters = [c for c in text[:20000] if c.isalpha()]
-    if not letters:
-        return 0.0
-    return sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
 
 
 def _progress(enabled: bool) -> Any:
@@ -171,13 +176,13 @@ def _score(a: argparse.Namespace) -> int:
             _err(msg)
 
     fmt = a.format or ("pretty" if sys.stdout.isatty() else "jsonl")
-    det = _load(a.model, a.threads)
+    det = _load(a.model, a.threads, verify=not a.no_verify)
     if det is None:
         return EXIT_MODEL
     det = det.with_settings(**_setting_changes(a))
     kind = "tsv" if a.tsv_column is not None else "jsonl" if a.jsonl else "plain" if a.plain else "auto"
     opts = ReadOptions(kind=kind, encoding=a.encoding, errors=a.errors, text_field=a.text_field,
-                       tsv_column=a.tsv_column or 1, skip_bad_lines=a.skip_bad_lines)
+                       tsv_column=a.tsv_column or 1, skip_bad_lines=a.skip_bad_lines, max_chars=a.max_chars)
     stats = ReadStats()
     any_flag = False
     not_english = 0
@@ -191,9 +196,9 @@ def _score(a: argparse.Namespace) -> int:
             for r in batch:
                 d = det.detect_stream(r.chunks, a.batch_size) if r.chunks is not None else next(scored)
                 any_flag |= d.flagged
-                if r.text and _non_latin_share(r.text) > 0.5:
+                if d.language != "en":
                     not_english += 1
-                    warn(f"record {r.id}: mostly non-Latin script, not English; its score is not meaningful")
+                    warn(f"record {r.id}: not English ({d.language}); its passages are not scored")
                 writer.write(r.id, d)
             writer.flush()
             progress.update(len(batch))
@@ -201,6 +206,10 @@ def _score(a: argparse.Namespace) -> int:
         progress.close()
         _err(f"error: {e}")
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, but say whether something was flagged
+        progress.close()
+        _silence_stdout()
+        return EXIT_FLAGGED if any_flag and not a.exit_zero else EXIT_OK
     progress.close()
     writer.close()
     if stats.records == 0 and stats.bad_lines == 0:
@@ -214,7 +223,7 @@ def _score(a: argparse.Namespace) -> int:
 
 
 def _info(a: argparse.Namespace) -> int:
-    det = _load(a.model)
+    det = _load(a.model, verify=not a.no_verify)
     if det is None:
         return EXIT_MODEL
     info = det.info()
@@ -262,7 +271,7 @@ def _eval(a: argparse.Namespace) -> int:
     except InputError as e:
         _err(f"error: {e}")
         return EXIT_USAGE
-    det = _load(a.model)
+    det = _load(a.model, verify=not a.no_verify)
     if det is None:
         return EXIT_MODEL
     det = det.with_settings(**_setting_changes(a))
@@ -294,11 +303,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        except OSError:
-            pass
+        _silence_stdout()
         return EXIT_OK
+    except Exception as e:  # noqa: BLE001 - a bug: one line and its own exit code, never a bare traceback
+        if os.environ.get("MTDETECT_DEBUG"):
+            raise
+        _err(f"internal error: {type(e).__name__}: {e} (a bug: please report it; MTDETECT_DEBUG=1 shows the traceback)")
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush does not fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

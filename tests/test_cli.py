@@ -41,7 +41,7 @@ def test_jsonl_contract(run, jsonl: Path) -> None:  # type: ignore[no-untyped-de
     lines = [json.loads(x) for x in out.splitlines()]
     assert [x["id"] for x in lines] == ["a", 7, 3]  # ids carried through; line number when absent
     for x in lines:
-        assert set(x) == {"id", "score", "flagged", "spans"}
+        assert set(x) == {"id", "score", "flagged", "language", "spans"}
         for s in x["spans"]:
             assert set(s) == {"start", "end", "text", "score", "category"}
     assert code == 0
@@ -60,7 +60,7 @@ def test_stdin_jsonl_contract_exactly_as_written(tiny_model_dir: Path, tmp_path:
     assert r.returncode in (0, 1), r.stderr
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [x["id"] for x in out] == ["a", 7, None, 4]
-    assert all(set(x) == {"id", "score", "flagged", "spans"} for x in out)
+    assert all(set(x) == {"id", "score", "flagged", "language", "spans"} for x in out)
 
 
 @pytest.mark.parametrize(
@@ -344,6 +344,8 @@ def test_non_english_record_is_marked_on_stderr(run, tmp_path: Path) -> None:  #
     rows = [{"id": "en", "text": "This is English."}, {"id": "zh", "text": "这是一个中文句子，不是英文。"}]
     p.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     code, out, err = run(["score", "--format", "jsonl", "--threshold", "1", str(p)])
-    assert [json.loads(x)["id"] for x in out.splitlines()] == ["en", "zh"]  # still scored, in order
-    assert "record zh: mostly non-Latin script" in err and "record en" not in err
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert [x["id"] for x in lines] == ["en", "zh"]  # every record written, in order
+    assert [x["language"] for x in lines] == ["en", "zh"] and lines[1]["score"] == 0.0
+    assert "record zh: not English (zh)" in err and "record en" not in err
     assert "1 record(s) do not look like English" in err
