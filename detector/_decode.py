@@ -61,9 +61,10 @@ def find_spans(raw: RawScores, probs: np.ndarray, settings: Settings) -> list[Sp
             s -= 1
         while e < len(text) and text[e] in _WORD_CHAR and text[e - 1] in _WORD_CHAR:
             e += 1
-        s, e = grapheme_start(text, s), grapheme_end(text, e)
-        score = float(values[i : j + 1].max())
         pi = int(tp[i])
+        ps, pe = raw.passage_offsets[pi]
+        s, e = max(int(ps), grapheme_start(text, s)), min(int(pe), grapheme_end(text, e))  # never out of the passage
+        score = float(values[i : j + 1].max())
         if out and out_passage[-1] == pi and s <= out[-1].end:
             prev = out.pop()
             out_passage.pop()
@@ -92,14 +93,14 @@ def grapheme_end(text: str, e: int) -> int:
     """``e`` moved forward past marks that belong to the character before it, and past characters joined to it by
     a zero-width joiner (an emoji sequence), so a span never ends inside a character as people see it."""
     n = len(text)
-    while 0 < e < n and (_extends(text[e]) or text[e - 1] == _ZWJ):
+    while 0 < e < n and not text[e].isspace() and (_extends(text[e]) or text[e - 1] == _ZWJ):
         e += 1
     return e
 
 
 def grapheme_start(text: str, s: int) -> int:
     """``s`` moved back to the start of the character as people see it."""
-    while 0 < s < len(text) and (_extends(text[s]) or text[s - 1] == _ZWJ):
+    while 0 < s < len(text) and not text[s - 1].isspace() and (_extends(text[s]) or text[s - 1] == _ZWJ):
         s -= 1
     return s
 

@@ -8,7 +8,7 @@ from typing import IO, Any
 
 from ._types import Detection
 
-FORMATS = ("pretty", "json", "jsonl", "tsv")
+FORMATS = ("pretty", "json", "jsonl", "tsv", "html")
 _RED, _DIM, _RESET = "\033[1;31m", "\033[2m", "\033[0m"
 
 
@@ -80,16 +80,22 @@ def pretty(rid: Any, d: Detection, color: bool) -> str:
 
 
 class Writer:
-    """Writes results in one format as they come; ``json`` collects them into one array written by :meth:`close`."""
+    """Writes results in one format as they come; ``json`` and ``html`` collect them into one document written by
+    :meth:`close` (``html`` needs the texts and ``info``, the detector's :meth:`~detector.Detector.info`)."""
 
-    def __init__(self, out: IO[str], fmt: str, color: bool = False) -> None:
+    def __init__(self, out: IO[str], fmt: str, color: bool = False, info: dict[str, Any] | None = None) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}")
-        self.out, self.fmt, self.color = out, fmt, color
+        self.out, self.fmt, self.color, self.info = out, fmt, color, info or {}
         self._items: list[dict[str, Any]] = []
+        self._report: list[Any] = []
 
-    def write(self, rid: Any, d: Detection) -> None:
-        if self.fmt == "jsonl":
+    def write(self, rid: Any, d: Detection, text: str = "") -> None:
+        if self.fmt == "html":
+            from ._report import ReportItem
+
+            self._report.append(ReportItem(rid, text, d))
+        elif self.fmt == "jsonl":
             self.out.write(jsonl_line(rid, d) + "\n")
         elif self.fmt == "tsv":
             self.out.write(tsv_line(rid, d) + "\n")
@@ -102,6 +108,10 @@ class Writer:
         self.out.flush()
 
     def close(self) -> None:
+        if self.fmt == "html":
+            from ._report import render_page
+
+            self.out.write(render_page(self._report, self.info))
         if self.fmt == "json":
             text = json.dumps(self._items, ensure_ascii=False, indent=1, allow_nan=False)
             if _SURROGATE.search(text):

@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     kind.add_argument("--plain", action="store_true", help="input is one plain-text document, even if it looks like JSONL")
     kind.add_argument("--tsv-column", type=int, metavar="N", help="input is TSV; column N (1-based) holds the text")
     sc.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
-    sc.add_argument("--format", choices=FORMATS, help="output format (default: pretty on a terminal, jsonl otherwise)")
+    sc.add_argument("--format", choices=FORMATS,
+                    help="output format (default: pretty on a terminal, jsonl otherwise); html: one self-contained page")
     sc.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
     sc.add_argument("--span-threshold", type=float, help="span threshold (default: the model's)")
     sc.add_argument("--span-gate", type=float,
@@ -74,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--limit", type=int, default=0, help="evaluate the first N records only")
+    sv = sub.add_parser("serve", help="a local web page and a POST /score endpoint (needs the serve extra)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--model", type=Path, help="model folder")
+    sv.add_argument("--max-bytes", type=int, default=1 << 20, help="largest request body (default 1 MiB)")
+    sv.add_argument("--max-records", type=int, default=256, help="most records in one POST /score (default 256)")
+    sv.add_argument("--max-chars", type=int, default=100_000, help="longest text in one record (default 100000)")
+    sv.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
     inf = sub.add_parser("info", help="model name, version, checksum status and thresholds")
     inf.add_argument("--model", type=Path, help="model folder")
     inf.add_argument("--format", choices=["pretty", "json"], default="pretty")
@@ -88,6 +97,12 @@ def _setting_changes(a: argparse.Namespace) -> dict[str, Any]:
 
 def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if a.command == "info":
+        return
+    if a.command == "serve":
+        if not 0 < a.port < 65536:
+            ap.error("--port must be between 1 and 65535")
+        if min(a.max_bytes, a.max_records, a.max_chars) < 1:
+            ap.error("--max-bytes, --max-records and --max-chars must be at least 1")
         return
     if a.batch_size < 1:
         ap.error("--batch-size must be at least 1")
@@ -187,7 +202,7 @@ def _score(a: argparse.Namespace) -> int:
     any_flag = False
     not_english = 0
     color = fmt == "pretty" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    writer = Writer(sys.stdout, fmt, color)
+    writer = Writer(sys.stdout, fmt, color, det.info())
     progress = _progress(not quiet and sys.stderr.isatty())
     try:
         for batch in _batched(_records(a.files, opts, stats, warn), max(1, a.batch_size)):
@@ -199,7 +214,7 @@ def _score(a: argparse.Namespace) -> int:
                 if d.language != "en":
                     not_english += 1
                     warn(f"record {r.id}: not English ({d.language}); its passages are not scored")
-                writer.write(r.id, d)
+                writer.write(r.id, d, r.text)
             writer.flush()
             progress.update(len(batch))
     except InputError as e:
@@ -232,6 +247,23 @@ def _info(a: argparse.Namespace) -> int:
     else:
         for k, v in info.items():
             print(f"{k}: {v}")
+    return EXIT_OK
+
+
+def _serve(a: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ._serve import create_app
+    except ImportError as e:
+        _err(f"error: mtdetect serve needs the serve extra (pip install 'mtdetect[serve]'): {e}")
+        return EXIT_USAGE
+    det = _load(a.model, verify=not a.no_verify)
+    if det is None:
+        return EXIT_MODEL
+    app = create_app(det, a.max_bytes, a.max_records, a.max_chars)
+    _err(f"serving {det.config.name} {det.config.version} on http://{a.host}:{a.port}/ (Ctrl-C to stop)")
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return EXIT_OK
 
 
@@ -298,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _info(a)
         if a.command == "eval":
             return _eval(a)
+        if a.command == "serve":
+            return _serve(a)
         return _score(a)
     except KeyboardInterrupt:
         _err("interrupted")

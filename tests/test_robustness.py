@@ -356,3 +356,13 @@ def test_a_million_character_string(tiny_detector: Detector) -> None:
     d = tiny_detector.with_settings(span_threshold=0.5).detect(text)
     assert all(text[s.start : s.end] == s.text for s in d.spans)
     assert d.passages and d.passages[-1].end <= len(text)
+
+
+def test_fuzz_finding_span_never_leaves_its_passage(tiny_detector: Detector) -> None:
+    """atheris found a span moved onto the newline before its passage: a combining mark opening a passage."""
+    text = "WE \n\n\u0aff\u0a05\u0a05\u0a09 x"
+    raw = _raw(text, [(5, 9)])
+    raw = RawScores(text, np.array([(0, 2), (5, 9), (10, 11)]), np.zeros((3, 2)), raw.token_offsets,
+                    np.array([1]), raw.token_probs)
+    d = tiny_detector.with_settings(span_threshold=0.5, span_score="fluency").decide(raw)
+    assert [(s.start, s.end) for s in d.spans] == [(5, 9)]

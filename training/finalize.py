@@ -162,6 +162,8 @@ VERSIONS = {
     "1.3.1": "same weights and the same finalize rules as 1.3.0; config.json written by the one schema writer"
              " (ModelConfig.to_dict: the unread keys accuracy_span_threshold and dtype are gone) and every metric"
              " recomputed through detector.evaluation (undefined values are n/a, not 0)",
+    "1.4.0": "same weights and finalize rules; passages identified as another language than English are marked with"
+             " their language and not scored, span edges snap to whole characters as people see them (graphemes)",
 }
 
 
