@@ -75,6 +75,31 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--limit", type=int, default=0, help="evaluate the first N records only")
+    cp = sub.add_parser("score-corpus", help="score JSONL(.gz)/Parquet shards into an output folder (resumable)",
+                        description="Score shards (a file, a folder or a glob of .jsonl, .jsonl.gz, .parquet) into "
+                                    "OUTPUT/<shard name>: each record plus mtdetect_score, mtdetect_flagged, "
+                                    "mtdetect_language, mtdetect_spans. Shards whose output exists are skipped; "
+                                    "malformed records go to OUTPUT/<shard>.rejects.jsonl.")
+    cp.add_argument("input", help="a shard, a folder of shards, or a glob (quote it)")
+    cp.add_argument("output", type=Path, help="output folder (created if needed)")
+    cp.add_argument("--filter", choices=["none", "keep-clean", "keep-flagged"], default="none",
+                    help="write every record (none), only unflagged ones, or only flagged ones")
+    cp.add_argument("--text-field", default="text")
+    cp.add_argument("--engine", choices=["local", "ray"], default="local", help="local (default) or ray (the ray extra)")
+    cp.add_argument("--address", help="Ray cluster address (default: a local Ray runtime)")
+    cp.add_argument("--workers", type=int, default=2, help="Ray actors, each with its own model (default 2)")
+    cp.add_argument("--batch-size", type=int, default=32)
+    cp.add_argument("--max-chars", type=int, default=MAX_CHARS)
+    cp.add_argument("--model", type=Path, help="model folder")
+    cp.add_argument("--threads", type=int, help=f"torch CPU threads of the local engine (1-{MAX_THREADS})")
+    cp.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
+    cp.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary lines")
+    for name in SETTING_OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        if name == "span_score":
+            cp.add_argument(flag, choices=SPAN_SCORES)
+        else:
+            cp.add_argument(flag, type=float)
     sv = sub.add_parser("serve", help="a local web page and a POST /score endpoint (needs the serve extra)")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8000)
@@ -97,6 +122,16 @@ def _setting_changes(a: argparse.Namespace) -> dict[str, Any]:
 
 def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if a.command == "info":
+        return
+    if a.command == "score-corpus":
+        try:
+            Settings().replace(**_setting_changes(a))
+        except SettingsError as e:
+            ap.error(f"--{str(e).replace('_', '-')}")
+        if a.batch_size < 1 or a.workers < 1 or a.max_chars < 1:
+            ap.error("--batch-size, --workers and --max-chars must be at least 1")
+        if a.threads is not None and not 1 <= a.threads <= MAX_THREADS:
+            ap.error(f"--threads must be between 1 and {MAX_THREADS}")
         return
     if a.command == "serve":
         if not 0 < a.port < 65536:
@@ -250,6 +285,64 @@ def _info(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _score_corpus(a: argparse.Namespace) -> int:
+    from ._corpus import CorpusError, CorpusOptions, clean_stale, find_shards, process_shard
+
+    try:
+        shards = find_shards(a.input)
+        a.output.mkdir(parents=True, exist_ok=True)
+    except CorpusError as e:
+        _err(f"error: {e}")
+        return EXIT_USAGE
+    except OSError as e:
+        _err(f"error: {a.output}: cannot create ({e.strerror or e})")
+        return EXIT_USAGE
+    if any(s.resolve().parent == a.output.resolve() for s in shards):
+        _err("error: the output folder must not be the input folder (outputs are named after their shards)")
+        return EXIT_USAGE
+    clean_stale(a.output)
+    opts = CorpusOptions(text_field=a.text_field, filter=a.filter, batch_size=a.batch_size, max_chars=a.max_chars)
+    changes = _setting_changes(a)
+    progress = _progress(not a.quiet and sys.stderr.isatty())
+    try:
+        if a.engine == "ray":
+            try:
+                from ._ray_engine import run_ray
+            except ImportError as e:
+                _err(f"error: --engine ray needs the ray extra (pip install 'mtdetect[ray]'): {e}")
+                return EXIT_USAGE
+            det = _load(a.model, verify=not a.no_verify)  # checks the model once, before any worker starts
+            if det is None:
+                return EXIT_MODEL
+            stats = run_ray(str(a.model) if a.model else None, changes, shards, a.output, opts, address=a.address,
+                            workers=a.workers, verify=not a.no_verify, progress=progress.update)
+        else:
+            det = _load(a.model, a.threads, verify=not a.no_verify)
+            if det is None:
+                return EXIT_MODEL
+            det = det.with_settings(**changes)
+            stats = []
+            for shard in shards:
+                st = process_shard(det, shard, a.output, opts, progress.update)
+                stats.append(st)
+                if not a.quiet:
+                    _err(st.line())
+    except OSError as e:
+        progress.close()
+        _err(f"error: {e.filename or ''}: {e.strerror or e}")
+        return EXIT_USAGE
+    progress.close()
+    if a.engine == "ray" and not a.quiet:
+        for st in stats:
+            _err(st.line())
+    done = [s for s in stats if not s.skipped]
+    if not a.quiet:
+        _err(f"{len(done)} shard(s) scored, {len(stats) - len(done)} skipped: {sum(s.records for s in done)} records, "
+             f"{sum(s.flagged for s in done)} flagged, {sum(s.kept for s in done)} written, "
+             f"{sum(s.rejected for s in done)} rejected")
+    return EXIT_OK
+
+
 def _serve(a: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -332,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(a)
         if a.command == "serve":
             return _serve(a)
+        if a.command == "score-corpus":
+            return _score_corpus(a)
         return _score(a)
     except KeyboardInterrupt:
         _err("interrupted")

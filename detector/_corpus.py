@@ -1,0 +1,319 @@
+"""``mtdetect score-corpus``: score shards of JSONL (plain or .gz) or Parquet into an output folder.
+
+One output file per input shard, with the same name and format: each input record plus ``mtdetect_score``,
+``mtdetect_flagged``, ``mtdetect_language`` and ``mtdetect_spans``. A shard is written under a temporary name and
+renamed when complete, so a rerun skips shards whose output exists and redoes the one a crash interrupted: no record
+is lost or written twice. Malformed records go to ``<shard>.rejects.jsonl`` (line number and reason) and are counted.
+Memory is bounded by one batch of records. The local engine and the Ray engine (:mod:`detector._ray_engine`) share
+:func:`annotate_lines` and :func:`annotate_rows`, so they give the same results record for record.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ._formatting import json_line
+
+SUFFIXES = (".jsonl.gz", ".jsonl", ".parquet")
+FILTERS = ("none", "keep-clean", "keep-flagged")
+FIELDS = ("mtdetect_score", "mtdetect_flagged", "mtdetect_language", "mtdetect_spans")
+
+
+class CorpusError(Exception):
+    """A usage problem with the corpus job (no shards, bad paths): one line, exit 2."""
+
+
+@dataclass(frozen=True)
+class CorpusOptions:
+    text_field: str = "text"
+    filter: str = "none"
+    batch_records: int = 256
+    batch_size: int = 32
+    max_chars: int = 1_000_000
+
+
+@dataclass
+class ShardStats:
+    shard: str
+    records: int = 0
+    flagged: int = 0
+    kept: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    skipped: bool = False
+
+    def line(self) -> str:
+        if self.skipped:
+            return f"{self.shard}: already done, skipped"
+        return (f"{self.shard}: {self.records} records, {self.flagged} flagged, {self.kept} written, "
+                f"{self.rejected} rejected, {self.seconds:.1f} s")
+
+
+def find_shards(spec: str) -> list[Path]:
+    """A file, a folder (its *.jsonl, *.jsonl.gz and *.parquet files) or a glob, sorted."""
+    p = Path(spec)
+    if p.is_dir():
+        found = [q for q in p.iterdir() if q.is_file() and q.name.endswith(SUFFIXES)]
+    elif p.is_file():
+        found = [p]
+    else:
+        found = [Path(x) for x in glob.glob(spec) if Path(x).is_file()]
+    found = sorted(q for q in found if q.name.endswith(SUFFIXES) and not q.name.endswith(".rejects.jsonl"))
+    if not found:
+        raise CorpusError(f"{spec}: no .jsonl, .jsonl.gz or .parquet shard found")
+    names = [q.name for q in found]
+    if len(set(names)) != len(names):
+        raise CorpusError(f"{spec}: two shards share a file name; outputs are named after their input")
+    return found
+
+
+def kind_of(shard: Path) -> str:
+    return "parquet" if shard.name.endswith(".parquet") else "jsonl"
+
+
+def annotated(record: dict[str, Any], d: Any) -> dict[str, Any]:
+    """The input record plus the mtdetect fields."""
+    out = dict(record)
+    out["mtdetect_score"] = round(d.score, 6)
+    out["mtdetect_flagged"] = d.flagged
+    out["mtdetect_language"] = d.language
+    out["mtdetect_spans"] = [{"start": s.start, "end": s.end, "score": round(s.score, 6), "category": s.category}
+                             for s in d.spans]
+    return out
+
+
+def _keep(flagged: bool, how: str) -> bool:
+    return how == "none" or (how == "keep-clean" and not flagged) or (how == "keep-flagged" and flagged)
+
+
+def _check(obj: Any, opts: CorpusOptions) -> str | None:
+    """Why a parsed record cannot be scored, or None."""
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    text = obj.get(opts.text_field)
+    if not isinstance(text, str):
+        return f"no string {opts.text_field!r} field"
+    if len(text) > opts.max_chars:
+        return f"text of {len(text)} characters, over --max-chars {opts.max_chars}"
+    return None
+
+
+def annotate_lines(det: Any, lines: Sequence[str | bytes], opts: CorpusOptions) -> list[tuple[str | None, str | None, bool]]:
+    """For each JSONL line: (output JSON line or None when filtered out or rejected, reject reason or None, flagged)."""
+    parsed: list[tuple[dict[str, Any] | None, str | None]] = []
+    for raw in lines:
+        text = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else raw
+        if not text.strip():
+            parsed.append((None, ""))  # blank: not a record, not a reject
+            continue
+        try:
+            obj = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as e:
+            parsed.append((None, f"malformed JSON ({str(e).splitlines()[0] if str(e) else 'nested too deeply'})"))
+            continue
+        why = _check(obj, opts)
+        parsed.append((obj, None) if why is None else (None, why))
+    good = [obj for obj, _ in parsed if obj is not None]
+    dets = iter(det.detect_batch([o[opts.text_field] for o in good], batch_size=opts.batch_size) if good else [])
+    out: list[tuple[str | None, str | None, bool]] = []
+    for obj, why in parsed:
+        if obj is None:
+            out.append((None, why, False))
+            continue
+        d = next(dets)
+        out.append((json_line(annotated(obj, d)) if _keep(d.flagged, opts.filter) else None, None, d.flagged))
+    return out
+
+
+def annotate_rows(det: Any, rows: Sequence[dict[str, Any]], opts: CorpusOptions) -> list[tuple[dict[str, Any] | None, str | None, bool]]:
+    """For each Parquet row: (annotated row or None, reject reason or None, flagged)."""
+    ok = [(i, r) for i, r in enumerate(rows) if _check(r, opts) is None]
+    dets = det.detect_batch([r[opts.text_field] for _, r in ok], batch_size=opts.batch_size) if ok else []
+    by = {i: d for (i, _), d in zip(ok, dets)}
+    out: list[tuple[dict[str, Any] | None, str | None, bool]] = []
+    for i, r in enumerate(rows):
+        if i not in by:
+            out.append((None, _check(r, opts), False))
+            continue
+        d = by[i]
+        out.append((annotated(r, d) if _keep(d.flagged, opts.filter) else None, None, d.flagged))
+    return out
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+# ------------------------------------------------------------------------------------------ writing one shard
+
+
+class ShardWriter:
+    """Writes one shard's output and rejects under temporary names; :meth:`commit` renames them into place (the
+    output last: its presence means the shard is complete)."""
+
+    def __init__(self, shard: Path, out_dir: Path, schema: Any = None) -> None:
+        self.final = out_dir / shard.name
+        self.rejects_final = out_dir / (shard.name + ".rejects.jsonl")
+        tag = f".tmp-{os.getpid()}"
+        self.tmp = out_dir / f".{shard.name}{tag}"
+        self.rejects_tmp = out_dir / f".{shard.name}.rejects.jsonl{tag}"
+        self.kind = kind_of(shard)
+        self._rej: IO[str] = open(self.rejects_tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit
+        self._n_rejects = 0
+        self._out: Any
+        if self.kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            self._schema = _with_fields(schema, pa)
+            self._out = pq.ParquetWriter(str(self.tmp), self._schema)
+        elif shard.name.endswith(".gz"):
+            self._out = gzip.open(self.tmp, "wt", encoding="utf-8")
+        else:
+            self._out = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self._out.write(line + "\n")
+
+    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        import pyarrow as pa
+
+        if rows:
+            self._out.write_table(pa.Table.from_pylist(list(rows), schema=self._schema))
+
+    def reject(self, where: int | str, reason: str, raw: str = "") -> None:
+        self._n_rejects += 1
+        self._rej.write(json_line({"line": where, "reason": reason, "raw": raw.rstrip("\r\n")[:200]}) + "\n")
+
+    def commit(self) -> None:
+        self._out.close()
+        self._rej.close()
+        if self._n_rejects:
+            os.replace(self.rejects_tmp, self.rejects_final)
+        else:
+            self.rejects_tmp.unlink()
+        os.replace(self.tmp, self.final)
+
+    def abort(self) -> None:
+        for f in (self._out, self._rej):
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001, S110 - best effort on the way out
+                pass
+        for p in (self.tmp, self.rejects_tmp):
+            p.unlink(missing_ok=True)
+
+
+def _with_fields(schema: Any, pa: Any) -> Any:
+    span = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("score", pa.float64()), ("category", pa.string())])
+    extra = [("mtdetect_score", pa.float64()), ("mtdetect_flagged", pa.bool_()), ("mtdetect_language", pa.string()),
+             ("mtdetect_spans", pa.list_(span))]
+    fields = [f for f in schema if f.name not in FIELDS]
+    return pa.schema(fields + [pa.field(n, t) for n, t in extra], metadata=schema.metadata)
+
+
+def clean_stale(out_dir: Path) -> None:
+    """Remove temporary files left by an interrupted run (their shards are redone)."""
+    for p in out_dir.glob(".*.tmp-*"):
+        p.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------ the local engine
+
+
+def _jsonl_lines(shard: Path) -> Iterator[bytes]:
+    opener: Callable[..., IO[bytes]] = gzip.open if shard.name.endswith(".gz") else open  # type: ignore[assignment]
+    with opener(shard, "rb") as f:
+        yield from f
+
+
+def process_shard(det: Any, shard: Path, out_dir: Path, opts: CorpusOptions,
+                  progress: Callable[[int], None] | None = None) -> ShardStats:
+    """Score one shard into ``out_dir`` (skipped when its output exists)."""
+    stats = ShardStats(shard.name)
+    if (out_dir / shard.name).exists():
+        stats.skipped = True
+        return stats
+    t0 = time.time()
+    if kind_of(shard) == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(str(shard))
+        w = ShardWriter(shard, out_dir, pf.schema_arrow)
+        try:
+            row0 = 0
+            for batch in pf.iter_batches(batch_size=opts.batch_records):
+                rows = batch.to_pylist()
+                res = annotate_rows(det, rows, opts)
+                _account(stats, res, _rejecter(w, row0))
+                w.write_rows([r for r, _, _ in res if r is not None])
+                row0 += len(rows)
+                if progress:
+                    progress(len(rows))
+            w.commit()
+        except BaseException:
+            w.abort()
+            raise
+    else:
+        w = ShardWriter(shard, out_dir)
+        try:
+            n = 0
+            chunk: list[bytes] = []
+            for line in _jsonl_lines(shard):
+                chunk.append(line)
+                if len(chunk) >= opts.batch_records:
+                    _lines_batch(det, chunk, n, opts, stats, w, progress)
+                    n += len(chunk)
+                    chunk = []
+            if chunk:
+                _lines_batch(det, chunk, n, opts, stats, w, progress)
+            w.commit()
+        except BaseException:
+            w.abort()
+            raise
+    stats.seconds = time.time() - t0
+    return stats
+
+
+def _lines_batch(det: Any, chunk: list[bytes], n0: int, opts: CorpusOptions, stats: ShardStats, w: ShardWriter,
+                 progress: Callable[[int], None] | None) -> None:
+    decoded: list[str] = []
+    for k, raw in enumerate(chunk):
+        try:
+            decoded.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            decoded.append("")
+            w.reject(n0 + k + 1, f"not UTF-8 at byte {e.start} of the line", raw.decode("utf-8", "replace"))
+            stats.rejected += 1
+    res = annotate_lines(det, decoded, opts)
+    _account(stats, res, lambda i, why: w.reject(n0 + i + 1, why, decoded[i]))
+    w.write_lines([x for x, _, _ in res if x is not None])
+    if progress:
+        progress(len(chunk))
+
+
+def _rejecter(w: ShardWriter, row0: int) -> Callable[[int, str], None]:
+    def reject(i: int, why: str) -> None:
+        w.reject(row0 + i + 1, why)
+    return reject
+
+
+def _account(stats: ShardStats, res: Sequence[tuple[Any, str | None, bool]],
+             reject: Callable[[int, str], None]) -> None:
+    for i, (out, why, flagged) in enumerate(res):
+        if why:
+            stats.rejected += 1
+            reject(i, why)
+        elif why is None:
+            stats.records += 1
+            stats.flagged += flagged
+            stats.kept += out is not None

@@ -1,0 +1,67 @@
+"""A datatrove filter (the ``datatrove`` extra): keep or drop documents by mtdetect's verdict, inside the pipelines
+that FineWeb-style corpora are built with.
+
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from detector.datatrove_filter import MTDetectFilter
+
+    LocalPipelineExecutor(pipeline=[JsonlReader("in/"), MTDetectFilter(keep="clean"), JsonlWriter("out/")],
+                          tasks=4).run()
+
+Each document gets ``mtdetect_score``, ``mtdetect_flagged``, ``mtdetect_language`` and ``mtdetect_spans`` in its
+metadata, kept or dropped; dropped documents go to the ``exclusion_writer`` when one is given, with the reason
+``mtdetect_flagged`` (or ``mtdetect_clean`` with ``keep="flagged"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.pipeline.writers.disk_base import DiskWriter
+
+__all__ = ["MTDetectFilter"]
+
+
+class MTDetectFilter(BaseFilter):
+    """Keep clean documents (``keep="clean"``, the default) or only flagged ones (``keep="flagged"``)."""
+
+    name = "mtdetect"
+
+    def __init__(self, keep: str = "clean", model: str | Path | None = None, batch_size: int = 64,
+                 exclusion_writer: DiskWriter | None = None, **settings: Any) -> None:
+        super().__init__(exclusion_writer, batch_size=batch_size)
+        if keep not in ("clean", "flagged"):
+            raise ValueError(f"keep must be 'clean' or 'flagged', not {keep!r}")
+        self.keep = keep
+        self.model = model
+        self.settings = settings  # threshold, span_threshold, span_gate, span_score (validated on first use)
+        self._det: Any = None
+
+    def _detector(self) -> Any:
+        if self._det is None:  # loaded in the worker, once: the step itself is pickled to the workers
+            from detector import Detector
+
+            self._det = Detector.load(self.model).with_settings(**self.settings)
+        return self._det
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        return self.filter_batch([doc])[0]
+
+    def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        dets = self._detector().detect_batch([d.text for d in batch])
+        out: list[bool | tuple[bool, str]] = []
+        for doc, d in zip(batch, dets):
+            doc.metadata["mtdetect_score"] = round(d.score, 6)
+            doc.metadata["mtdetect_flagged"] = d.flagged
+            doc.metadata["mtdetect_language"] = d.language
+            doc.metadata["mtdetect_spans"] = [{"start": s.start, "end": s.end, "score": round(s.score, 6),
+                                               "category": s.category} for s in d.spans]
+            if self.keep == "clean":
+                out.append(True if not d.flagged else (False, "mtdetect_flagged"))
+            else:
+                out.append(True if d.flagged else (False, "mtdetect_clean"))
+        return out
