@@ -69,6 +69,11 @@ def find_shards(spec: str) -> list[Path]:
     found = sorted(q for q in found if q.name.endswith(SUFFIXES) and not q.name.endswith(".rejects.jsonl"))
     if not found:
         raise CorpusError(f"{spec}: no .jsonl, .jsonl.gz or .parquet shard found")
+    if any(kind_of(q) == "parquet" for q in found):
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise CorpusError("Parquet shards need pyarrow: pip install 'mtdetect[parquet]'") from None
     names = [q.name for q in found]
     if len(set(names)) != len(names):
         raise CorpusError(f"{spec}: two shards share a file name; outputs are named after their input")
