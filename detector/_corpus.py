@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._formatting import json_line
+from ._reading import JsonLineError, parse_json_line
 
 SUFFIXES = (".jsonl.gz", ".jsonl", ".parquet")
 FILTERS = ("none", "keep-clean", "keep-flagged")
@@ -120,9 +120,9 @@ def annotate_lines(det: Any, lines: Sequence[str | bytes], opts: CorpusOptions) 
             parsed.append((None, ""))  # blank: not a record, not a reject
             continue
         try:
-            obj = json.loads(text, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as e:
-            parsed.append((None, f"malformed JSON ({str(e).splitlines()[0] if str(e) else 'nested too deeply'})"))
+            obj = parse_json_line(text)
+        except JsonLineError as e:
+            parsed.append((None, f"malformed JSON ({e})"))
             continue
         why = _check(obj, opts)
         parsed.append((obj, None) if why is None else (None, why))
@@ -153,18 +153,15 @@ def annotate_rows(det: Any, rows: Sequence[dict[str, Any]], opts: CorpusOptions)
     return out
 
 
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 # ------------------------------------------------------------------------------------------ writing one shard
 
 
 class ShardWriter:
     """Writes one shard's output and rejects under temporary names; :meth:`commit` renames them into place (the
-    output last: its presence means the shard is complete)."""
+    output last: its presence means the shard is complete). A Parquet output has the input's schema plus the
+    mtdetect columns."""
 
-    def __init__(self, shard: Path, out_dir: Path, schema: Any = None) -> None:
+    def __init__(self, shard: Path, out_dir: Path) -> None:
         self.final = out_dir / shard.name
         self.rejects_final = out_dir / (shard.name + ".rejects.jsonl")
         tag = f".tmp-{os.getpid()}"
@@ -178,7 +175,7 @@ class ShardWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            self._schema = _with_fields(schema, pa)
+            self._schema = _with_fields(pq.ParquetFile(str(shard)).schema_arrow, pa)
             self._out = pq.ParquetWriter(str(self.tmp), self._schema)
         elif shard.name.endswith(".gz"):
             self._out = gzip.open(self.tmp, "wt", encoding="utf-8")
@@ -253,7 +250,7 @@ def process_shard(det: Any, shard: Path, out_dir: Path, opts: CorpusOptions,
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(str(shard))
-        w = ShardWriter(shard, out_dir, pf.schema_arrow)
+        w = ShardWriter(shard, out_dir)
         try:
             row0 = 0
             for batch in pf.iter_batches(batch_size=opts.batch_records):

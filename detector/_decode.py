@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -19,7 +20,7 @@ def passage_probabilities(raw: RawScores, calibration: Calibration) -> np.ndarra
     g = raw.passage_logits[:, 0].astype(np.float64)
     m = raw.passage_logits[:, 1].astype(np.float64)
     out = np.zeros(g.shape[0], dtype=np.float64)
-    ok = np.isfinite(g) & np.isfinite(m) & raw.english()  # passages in another language are not scored
+    ok = np.isfinite(g) & np.isfinite(m) & raw.english  # passages in another language are not scored
     z = a * g[ok] + c * m[ok] + b
     out[ok] = np.where(z > -60.0, 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))), 0.0)
     return out
@@ -35,7 +36,7 @@ def find_spans(raw: RawScores, probs: np.ndarray, settings: Settings) -> list[Sp
         return []
     values = raw.span_values(settings.span_score)
     tp = raw.token_passage
-    on = (values >= settings.span_threshold) & raw.english()[tp]
+    on = (values >= settings.span_threshold) & raw.english[tp]
     if settings.span_gate > 0.0:
         on &= probs[tp] >= settings.span_gate
     if not on.any():
@@ -130,14 +131,20 @@ def decide(raw: RawScores, settings: Settings, calibration: Calibration) -> Dete
     )
     score = float(probs.max()) if probs.size else 0.0
     flagged = any(p.flagged for p in passages)  # a text with no English passage (or none at all) is not flagged
-    return Detection(score, flagged, tuple(find_spans(raw, probs, settings)), passages, _main_language(passages))
+    return Detection(score, flagged, tuple(find_spans(raw, probs, settings)), passages,
+                     main_language(language_sizes(passages)))
 
 
-def _main_language(passages: tuple[Passage, ...]) -> str:
-    """"en" when any passage is English (or there is none), else the language with the most characters."""
-    if not passages or any(p.language == "en" for p in passages):
-        return "en"
-    size: dict[str, int] = {}
+def language_sizes(passages: Iterable[Passage], into: dict[str, int] | None = None) -> dict[str, int]:
+    """Characters per passage language (added to ``into`` when given)."""
+    size = {} if into is None else into
     for p in passages:
         size[p.language] = size.get(p.language, 0) + p.end - p.start
-    return max(size, key=lambda k: size[k])
+    return size
+
+
+def main_language(sizes: dict[str, int]) -> str:
+    """A text's language: "en" when any passage is English (or there is none), else the one with most characters."""
+    if not sizes or "en" in sizes:
+        return "en"
+    return max(sizes, key=lambda k: sizes[k])

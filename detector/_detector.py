@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._decode import decide, passage_probabilities
+from ._decode import decide, language_sizes, main_language, passage_probabilities
 from ._errors import ModelError
 from ._language import LanguageId
 from ._modelfiles import ModelConfig, default_model_path, read_config, verify_manifest
@@ -253,11 +253,9 @@ class Detector:
             spans += [Span(s.start + offset, s.end + offset, s.text, s.score, s.category) for s in d.spans]
             passages += [Passage(p.start + offset, p.end + offset, p.text, p.score, p.flagged, p.language)
                          for p in d.passages if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
-            for p in d.passages:
-                langs[p.language] = langs.get(p.language, 0) + p.end - p.start
+            language_sizes(d.passages, langs)
             offset += len(block)
-        lang = "en" if not langs or "en" in langs else max(langs, key=lambda k: langs[k])
-        return Detection(score, flagged, tuple(spans), tuple(passages), lang)
+        return Detection(score, flagged, tuple(spans), tuple(passages), main_language(langs))
 
     def info(self) -> dict[str, Any]:
         """Model name, version, path, checksum status, settings and window sizes."""

@@ -6,6 +6,7 @@ import json
 import re
 from typing import IO, Any
 
+from ._text import SURROGATE
 from ._types import Detection
 
 FORMATS = ("pretty", "json", "jsonl", "tsv", "html")
@@ -14,22 +15,26 @@ _RED, _DIM, _RESET = "\033[1;31m", "\033[2m", "\033[0m"
 
 # control and format characters that a terminal acts on (ESC sequences, bidi overrides, line separators)
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def printable(s: object) -> str:
     """``str(s)`` with control characters escaped (``\\x1b``, ``\\u202e``), safe to show on a terminal."""
     text = str(s)
-    if _SURROGATE.search(text):
+    if SURROGATE.search(text):
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON: UTF-8 text as is, but escaped to ASCII when a string holds a lone surrogate (which UTF-8 cannot
+    encode), so the output is always valid UTF-8 and valid JSON."""
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=indent)
+    return json.dumps(obj, ensure_ascii=True, allow_nan=False, indent=indent) if SURROGATE.search(text) else text
+
+
 def json_line(obj: Any) -> str:
-    """One line of JSON: UTF-8 text as is, but escaped to ASCII when a string holds a lone surrogate (which UTF-8
-    cannot encode), so the line is always valid UTF-8 and valid JSON."""
-    line = json.dumps(obj, ensure_ascii=False, allow_nan=False)
-    return json.dumps(obj, ensure_ascii=True, allow_nan=False) if _SURROGATE.search(line) else line
+    """One line of JSON (see :func:`json_text`)."""
+    return json_text(obj)
 
 
 def record_dict(rid: Any, d: Detection) -> dict[str, Any]:
@@ -113,8 +118,5 @@ class Writer:
 
             self.out.write(render_page(self._report, self.info))
         if self.fmt == "json":
-            text = json.dumps(self._items, ensure_ascii=False, indent=1, allow_nan=False)
-            if _SURROGATE.search(text):
-                text = json.dumps(self._items, ensure_ascii=True, indent=1, allow_nan=False)
-            self.out.write(text + "\n")
+            self.out.write(json_text(self._items, indent=1) + "\n")
         self.out.flush()

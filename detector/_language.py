@@ -19,6 +19,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ._text import SURROGATE
+
 ENGLISH = "en"
 UNDETERMINED = "und"  # mostly another script than Latin, and no language lingua knows (e.g. Sinhala)
 MIN_LETTERS = 30
@@ -26,7 +28,6 @@ MIN_OTHER_SCRIPT = 4  # letters of another script (CJK, Cyrillic ...) carry more
 MAX_ENGLISH_WORDS = 0.1
 MIN_CONFIDENCE = 0.7
 _SAMPLE = 2000  # characters of a passage looked at (a long passage is identified by its start)
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 FUNCTION_WORDS = frozenset("""
 the of and to is that for it with as was be by this are from or have has had not but which were been their they
@@ -75,10 +76,10 @@ class LanguageId:
     def passage_languages(self, passages: Sequence[str]) -> list[str]:
         """One code per passage; short passages take the nearest identified passage's language (English when none
         is identified)."""
-        found = [self.language_of(_SURROGATE.sub("\ufffd", p[:_SAMPLE])) for p in passages]
+        found = [self.language_of(SURROGATE.sub("\ufffd", p[:_SAMPLE])) for p in passages]
         n = len(found)
         if n and all(x is None for x in found):  # every passage too short: the text as a whole decides
-            whole = self.language_of(_SURROGATE.sub("\ufffd", " ".join(passages)[:_SAMPLE]))
+            whole = self.language_of(SURROGATE.sub("\ufffd", " ".join(passages)[:_SAMPLE]))
             return [whole or ENGLISH] * n
         if ENGLISH in found:  # a text with English in it keeps every short passage scored
             return [x or ENGLISH for x in found]

@@ -90,13 +90,7 @@ def run_ray(model: str | None, settings: dict[str, Any], shards: Sequence[Path],
                         stats[current].seconds = time.time() - t0
                     t0 = time.time()
                     current, line = name, 0
-                    shard = by_name[name]
-                    schema = None
-                    if kind == "parquet":
-                        import pyarrow.parquet as pq
-
-                        schema = pq.ParquetFile(str(shard)).schema_arrow
-                    writer = ShardWriter(shard, out_dir, schema)
+                    writer = ShardWriter(by_name[name], out_dir)
                 assert writer is not None
                 line += 1
                 st = stats[name]
@@ -128,10 +122,5 @@ def run_ray(model: str | None, settings: dict[str, Any], shards: Sequence[Path],
             raise
         for s in group:  # a shard without any line gives no row: an empty output marks it done
             if not (out_dir / s.name).exists():
-                schema = None
-                if kind == "parquet":
-                    import pyarrow.parquet as pq
-
-                    schema = pq.ParquetFile(str(s)).schema_arrow
-                ShardWriter(s, out_dir, schema).commit()
+                ShardWriter(s, out_dir).commit()
     return [stats[s.name] for s in shards]

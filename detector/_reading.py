@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import IO
+from typing import IO, Any
 
 BINARY_SNIFF = 8192
 #: a plain-text input larger than this is scored block by block (library: Detector.detect_stream)
@@ -230,12 +230,42 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _json_error(e: Exception) -> str:
-    if isinstance(e, json.JSONDecodeError):
-        return f"{e.msg.removesuffix(' at')} at column {e.colno}"
-    if isinstance(e, RecursionError):
-        return "nested too deeply"
-    return str(e).split("\n")[0]
+class JsonLineError(ValueError):
+    """A line that is not strict JSON; the message says why in a few words (no line number)."""
+
+
+def parse_json_line(text: str) -> Any:
+    """One line of strict JSON: ``NaN``/``Infinity``, numbers over Python's digit limit and nesting too deep are
+    errors (:class:`JsonLineError`), like any malformed JSON. Shared by every JSONL reader (CLI, corpus, serve)."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise JsonLineError(f"{e.msg.removesuffix(' at')} at column {e.colno}") from None
+    except RecursionError:
+        raise JsonLineError("nested too deeply") from None
+    except ValueError as e:  # NaN/Infinity, integers over the digit limit
+        raise JsonLineError(str(e).split("\n")[0]) from None
+
+
+def _bad_line(opts: ReadOptions, stats: ReadStats, warn: Callable[[str], None]) -> Callable[[str, str], None]:
+    """bad(message, hint): an input error, or with --skip-bad-lines a counted and reported skip."""
+    def bad(msg: str, hint: str) -> None:
+        if not opts.skip_bad_lines:
+            raise InputError(f"{msg}; {hint}")
+        stats.bad_lines += 1
+        warn(f"skipped {msg}")
+    return bad
+
+
+def _too_long(name: str, n: int, opts: ReadOptions) -> str:
+    return f"{name}:{n}: line longer than {opts.max_line_bytes} bytes"
+
+
+def _over_max_chars(name: str, n: int, opts: ReadOptions, text: str) -> str | None:
+    """Why the text of line ``n`` is over --max-chars, or None."""
+    if len(text) > opts.max_chars:
+        return f"{name}:{n}: text of {len(text)} characters, over --max-chars {opts.max_chars}"
+    return None
 
 
 def read_jsonl(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
@@ -243,13 +273,7 @@ def read_jsonl(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
     """One record per line; blank lines are not records. Streams: memory is bounded by one line."""
     offset = 0
     field_ = opts.text_field
-
-    def bad(msg: str, hint: str) -> None:
-        if not opts.skip_bad_lines:
-            raise InputError(f"{msg}; {hint}")
-        stats.bad_lines += 1
-        warn(f"skipped {msg}")
-
+    bad = _bad_line(opts, stats, warn)
     for n, raw, too_long in _lines(f, opts.max_line_bytes):
         if n == 1:
             _check_binary(raw, name)
@@ -259,7 +283,7 @@ def read_jsonl(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
         line_start = offset
         offset += len(raw)
         if too_long:
-            bad(f"{name}:{n}: line longer than {opts.max_line_bytes} bytes", "raise --max-chars or --skip-bad-lines")
+            bad(_too_long(name, n, opts), "raise --max-chars or --skip-bad-lines")
             continue
         if not raw.strip():
             continue
@@ -269,9 +293,9 @@ def read_jsonl(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
             bad(str(e), "use --skip-bad-lines to go on")
             continue
         try:
-            obj = json.loads(s, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as e:  # JSONDecodeError, NaN/Infinity, huge integers, deep nesting
-            bad(f"{name}:{n}: malformed JSON ({_json_error(e)})", "use --skip-bad-lines to go on")
+            obj = parse_json_line(s)
+        except JsonLineError as e:
+            bad(f"{name}:{n}: malformed JSON ({e})", "use --skip-bad-lines to go on")
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get(field_), str):
             what = "not a JSON object" if not isinstance(obj, dict) else (
@@ -279,9 +303,9 @@ def read_jsonl(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
             bad(f"{name}:{n}: {what}", "use --text-field or --skip-bad-lines")
             continue
         text = obj[field_]
-        if len(text) > opts.max_chars:
-            bad(f"{name}:{n}: text of {len(text)} characters, over --max-chars {opts.max_chars}",
-                "raise --max-chars or use --skip-bad-lines")
+        problem = _over_max_chars(name, n, opts, text)
+        if problem:
+            bad(problem, "raise --max-chars or use --skip-bad-lines")
             continue
         stats.records += 1
         yield InputRecord(obj.get("id", n), text)
@@ -291,18 +315,12 @@ def read_tsv(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
              warn: Callable[[str], None]) -> Iterator[InputRecord]:
     """TSV: column N (1-based) holds the text; the id is the line number."""
     offset = 0
-
-    def bad(msg: str, hint: str) -> None:
-        if not opts.skip_bad_lines:
-            raise InputError(f"{msg}; {hint}")
-        stats.bad_lines += 1
-        warn(f"skipped {msg}")
-
+    bad = _bad_line(opts, stats, warn)
     for n, raw, too_long in _lines(f, opts.max_line_bytes):
         line_start = offset
         offset += len(raw)
         if too_long:
-            bad(f"{name}:{n}: line longer than {opts.max_line_bytes} bytes", "raise --max-chars or --skip-bad-lines")
+            bad(_too_long(name, n, opts), "raise --max-chars or --skip-bad-lines")
             continue
         if _NUL in raw:
             raise InputError(f"{name}:{n}: NUL byte at byte offset {line_start + raw.index(_NUL)}: a binary file, "
@@ -315,9 +333,9 @@ def read_tsv(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
             bad(f"{name}:{n}: has {len(cols)} columns, no column {opts.tsv_column}", "use --skip-bad-lines to go on")
             continue
         text = cols[opts.tsv_column - 1]
-        if len(text) > opts.max_chars:
-            bad(f"{name}:{n}: text of {len(text)} characters, over --max-chars {opts.max_chars}",
-                "raise --max-chars or use --skip-bad-lines")
+        problem = _over_max_chars(name, n, opts, text)
+        if problem:
+            bad(problem, "raise --max-chars or use --skip-bad-lines")
             continue
         stats.records += 1
         yield InputRecord(n, text)

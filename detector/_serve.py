@@ -14,12 +14,12 @@ a text over ``max_chars``; 400 for a line that is not JSON; 422 for a record wit
 from __future__ import annotations
 
 import html
-import json
 import threading
 from typing import Any
 from urllib.parse import parse_qs
 
 from ._formatting import json_line, record_dict
+from ._reading import JsonLineError, parse_json_line
 from ._report import ReportItem, render_page
 
 MAX_BYTES = 1 << 20
@@ -44,9 +44,9 @@ def parse_records(body: bytes, max_records: int, max_chars: int) -> list[tuple[A
         if not line.strip():
             continue
         try:
-            obj = json.loads(line, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as e:
-            raise RequestError(400, f"line {n}: not JSON ({str(e).splitlines()[0] if str(e) else 'too deep'})") from None
+            obj = parse_json_line(line)
+        except JsonLineError as e:
+            raise RequestError(400, f"line {n}: not JSON ({e})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise RequestError(422, f"line {n}: needs a JSON object with a string 'text' field")
         if len(obj["text"]) > max_chars:
@@ -57,10 +57,6 @@ def parse_records(body: bytes, max_records: int, max_chars: int) -> list[tuple[A
     if not out:
         raise RequestError(400, "no records: send JSON Lines, one {\"id\": ..., \"text\": ...} per line")
     return out
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _form(text: str, error: str = "") -> str:

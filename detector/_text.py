@@ -147,15 +147,15 @@ class Tokenized:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone surrogates: no encoder, UTF-8 or Rust string accepts them
 
 
 def normalise_for_tokenizer(s: str) -> str:
     """Length-preserving (offsets stay exact): control and format characters become spaces, lone surrogates
     (which no encoder accepts) become U+FFFD. NFC is not applied: it can change lengths."""
     s = _CONTROL.sub(" ", s)
-    if _SURROGATE.search(s):
-        s = _SURROGATE.sub("\ufffd", s)
+    if SURROGATE.search(s):
+        s = SURROGATE.sub("\ufffd", s)
     return "".join(" " if unicodedata.category(c) == "Cf" else c for c in s) if _has_format(s) else s
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -135,11 +136,15 @@ class RawScores:
     token_probs: np.ndarray
     passage_languages: tuple[str, ...] = ()
 
+    @cached_property
     def english(self) -> np.ndarray:
-        """(P,) bool: which passages are scored (English)."""
+        """(P,) bool: which passages are scored (English); computed once (every decision reads it)."""
         if not self.passage_languages:
-            return np.ones(self.passage_offsets.shape[0], dtype=bool)
-        return np.array([x == "en" for x in self.passage_languages], dtype=bool)
+            out = np.ones(self.passage_offsets.shape[0], dtype=bool)
+        else:
+            out = np.array([x == "en" for x in self.passage_languages], dtype=bool)
+        out.setflags(write=False)
+        return out
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -48,14 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
     sc.add_argument("--format", choices=FORMATS,
                     help="output format (default: pretty on a terminal, jsonl otherwise); html: one self-contained page")
-    sc.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
-    sc.add_argument("--span-threshold", type=float, help="span threshold (default: the model's)")
-    sc.add_argument("--span-gate", type=float,
-                    help="report spans only in passages scored at least this; 0: anywhere (default: the model's)")
-    sc.add_argument("--span-score", choices=SPAN_SCORES,
-                    help="cut spans from P(fluency) or from the error probability 1 - P(ok) (default: the model's)")
+    _add_settings(sc)
     sc.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
-    sc.add_argument("--model", type=Path, help="model folder (default: the shipped model or $MTDETECT_MODEL)")
+    _add_model(sc)
     sc.add_argument("--encoding", default="utf-8", help="input encoding (default utf-8)")
     sc.add_argument("--errors", choices=["strict", "replace"], default="strict",
                     help="on undecodable bytes: stop with an error (strict) or replace them")
@@ -66,10 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--max-chars", type=int, default=MAX_CHARS,
                     help=f"longest JSONL/TSV record text accepted, in characters (default {MAX_CHARS}); longer "
                          "records are input errors (skipped with --skip-bad-lines); plain text is streamed instead")
-    sc.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
     ev = sub.add_parser("eval", help="quality metrics on labelled records (text, spans, label)")
     ev.add_argument("data", type=Path, help="JSONL with text, spans [{start, end}] and label (strict/broad/clean/...)")
-    ev.add_argument("--model", type=Path, help="model folder")
+    _add_model(ev)
     ev.add_argument("--format", choices=["markdown", "json"], default="markdown")
     ev.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds for 95%% intervals (0: none)")
     ev.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
@@ -90,30 +84,37 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--workers", type=int, default=2, help="Ray actors, each with its own model (default 2)")
     cp.add_argument("--batch-size", type=int, default=32)
     cp.add_argument("--max-chars", type=int, default=MAX_CHARS)
-    cp.add_argument("--model", type=Path, help="model folder")
+    _add_model(cp)
     cp.add_argument("--threads", type=int, help=f"torch CPU threads of the local engine (1-{MAX_THREADS})")
-    cp.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
     cp.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary lines")
-    for name in SETTING_OPTIONS:
-        flag = "--" + name.replace("_", "-")
-        if name == "span_score":
-            cp.add_argument(flag, choices=SPAN_SCORES)
-        else:
-            cp.add_argument(flag, type=float)
+    _add_settings(cp)
     sv = sub.add_parser("serve", help="a local web page and a POST /score endpoint (needs the serve extra)")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--model", type=Path, help="model folder")
+    _add_model(sv)
     sv.add_argument("--max-bytes", type=int, default=1 << 20, help="largest request body (default 1 MiB)")
     sv.add_argument("--max-records", type=int, default=256, help="most records in one POST /score (default 256)")
     sv.add_argument("--max-chars", type=int, default=100_000, help="longest text in one record (default 100000)")
-    sv.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
     inf = sub.add_parser("info", help="model name, version, checksum status and thresholds")
-    inf.add_argument("--model", type=Path, help="model folder")
+    _add_model(inf)
     inf.add_argument("--format", choices=["pretty", "json"], default="pretty")
-    inf.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
-    ev.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
     return ap
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    """--model and --no-verify (read by :func:`_load`)."""
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped model or $MTDETECT_MODEL)")
+    p.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    """--threshold, --span-threshold, --span-gate, --span-score (validated in :func:`_validate` by Settings)."""
+    p.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
+    p.add_argument("--span-threshold", type=float, help="span threshold (default: the model's)")
+    p.add_argument("--span-gate", type=float,
+                   help="report spans only in passages scored at least this; 0: anywhere (default: the model's)")
+    p.add_argument("--span-score", choices=SPAN_SCORES,
+                   help="cut spans from P(fluency) or from the error probability 1 - P(ok) (default: the model's)")
 
 
 def _setting_changes(a: argparse.Namespace) -> dict[str, Any]:
@@ -121,17 +122,8 @@ def _setting_changes(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """Checks argparse cannot express; each applies to the commands that have the option."""
     if a.command == "info":
-        return
-    if a.command == "score-corpus":
-        try:
-            Settings().replace(**_setting_changes(a))
-        except SettingsError as e:
-            ap.error(f"--{str(e).replace('_', '-')}")
-        if a.batch_size < 1 or a.workers < 1 or a.max_chars < 1:
-            ap.error("--batch-size, --workers and --max-chars must be at least 1")
-        if a.threads is not None and not 1 <= a.threads <= MAX_THREADS:
-            ap.error(f"--threads must be between 1 and {MAX_THREADS}")
         return
     if a.command == "serve":
         if not 0 < a.port < 65536:
@@ -145,16 +137,15 @@ def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         Settings().replace(**_setting_changes(a))  # the one validation of decision settings
     except SettingsError as e:
         ap.error(f"--{str(e).replace('_', '-')}")
-    if a.command == "eval":
-        if a.bootstrap < 0 or a.limit < 0:
-            ap.error("--bootstrap and --limit must be at least 0")
-        return
-    if a.tsv_column is not None and a.tsv_column < 1:
-        ap.error("--tsv-column is 1-based and must be at least 1")
-    if a.threads is not None and not 1 <= a.threads <= MAX_THREADS:
+    threads = getattr(a, "threads", None)
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
         ap.error(f"--threads must be between 1 and {MAX_THREADS}")
-    if a.max_chars < 1:
-        ap.error("--max-chars must be at least 1")
+    if getattr(a, "max_chars", 1) < 1 or getattr(a, "workers", 1) < 1:
+        ap.error("--max-chars and --workers must be at least 1")
+    if a.command == "eval" and (a.bootstrap < 0 or a.limit < 0):
+        ap.error("--bootstrap and --limit must be at least 0")
+    if getattr(a, "tsv_column", None) is not None and a.tsv_column < 1:
+        ap.error("--tsv-column is 1-based and must be at least 1")
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -165,13 +156,15 @@ def _err(msg: str) -> None:
     print(f"mtdetect: {printable(msg)}", file=sys.stderr)
 
 
-def _load(model: Path | None, threads: int | None = None, verify: bool = True) -> Any:
-    """The detector, or None after reporting a model error."""
+def _load(a: argparse.Namespace, threads: int | None = None) -> Any:
+    """The detector of ``--model`` (checked unless ``--no-verify``) with the command's setting options applied, or
+    None after reporting a model error."""
     from ._detector import Detector
     from ._errors import ModelError
 
     try:
-        return Detector.load(model, threads=threads, verify=verify)
+        det = Detector.load(a.model, threads=threads, verify=not a.no_verify)
+        return det.with_settings(**_setting_changes(a))
     except ModelError as e:
         _err(f"model error: {e}")
         return None
@@ -226,10 +219,9 @@ def _score(a: argparse.Namespace) -> int:
             _err(msg)
 
     fmt = a.format or ("pretty" if sys.stdout.isatty() else "jsonl")
-    det = _load(a.model, a.threads, verify=not a.no_verify)
+    det = _load(a, a.threads)
     if det is None:
         return EXIT_MODEL
-    det = det.with_settings(**_setting_changes(a))
     kind = "tsv" if a.tsv_column is not None else "jsonl" if a.jsonl else "plain" if a.plain else "auto"
     opts = ReadOptions(kind=kind, encoding=a.encoding, errors=a.errors, text_field=a.text_field,
                        tsv_column=a.tsv_column or 1, skip_bad_lines=a.skip_bad_lines, max_chars=a.max_chars)
@@ -273,7 +265,7 @@ def _score(a: argparse.Namespace) -> int:
 
 
 def _info(a: argparse.Namespace) -> int:
-    det = _load(a.model, verify=not a.no_verify)
+    det = _load(a)
     if det is None:
         return EXIT_MODEL
     info = det.info()
@@ -302,25 +294,21 @@ def _score_corpus(a: argparse.Namespace) -> int:
         return EXIT_USAGE
     clean_stale(a.output)
     opts = CorpusOptions(text_field=a.text_field, filter=a.filter, batch_size=a.batch_size, max_chars=a.max_chars)
-    changes = _setting_changes(a)
+    if a.engine == "ray":
+        try:
+            from ._ray_engine import run_ray
+        except ImportError as e:
+            _err(f"error: --engine ray needs the ray extra (pip install 'mtdetect[ray]'): {e}")
+            return EXIT_USAGE
+    det = _load(a, a.threads)  # the model is checked once, before any Ray worker starts
+    if det is None:
+        return EXIT_MODEL
     progress = _progress(not a.quiet and sys.stderr.isatty())
     try:
         if a.engine == "ray":
-            try:
-                from ._ray_engine import run_ray
-            except ImportError as e:
-                _err(f"error: --engine ray needs the ray extra (pip install 'mtdetect[ray]'): {e}")
-                return EXIT_USAGE
-            det = _load(a.model, verify=not a.no_verify)  # checks the model once, before any worker starts
-            if det is None:
-                return EXIT_MODEL
-            stats = run_ray(str(a.model) if a.model else None, changes, shards, a.output, opts, address=a.address,
-                            workers=a.workers, verify=not a.no_verify, progress=progress.update)
+            stats = run_ray(str(a.model) if a.model else None, _setting_changes(a), shards, a.output, opts,
+                            address=a.address, workers=a.workers, verify=not a.no_verify, progress=progress.update)
         else:
-            det = _load(a.model, a.threads, verify=not a.no_verify)
-            if det is None:
-                return EXIT_MODEL
-            det = det.with_settings(**changes)
             stats = []
             for shard in shards:
                 st = process_shard(det, shard, a.output, opts, progress.update)
@@ -351,7 +339,7 @@ def _serve(a: argparse.Namespace) -> int:
     except ImportError as e:
         _err(f"error: mtdetect serve needs the serve extra (pip install 'mtdetect[serve]'): {e}")
         return EXIT_USAGE
-    det = _load(a.model, verify=not a.no_verify)
+    det = _load(a)
     if det is None:
         return EXIT_MODEL
     app = create_app(det, a.max_bytes, a.max_records, a.max_chars)
@@ -396,10 +384,9 @@ def _eval(a: argparse.Namespace) -> int:
     except InputError as e:
         _err(f"error: {e}")
         return EXIT_USAGE
-    det = _load(a.model, verify=not a.no_verify)
+    det = _load(a)
     if det is None:
         return EXIT_MODEL
-    det = det.with_settings(**_setting_changes(a))
     records = [ev.EvalRecord.from_dict(r) for r in rows]
     with _progress(sys.stderr.isatty()) as bar:
         raws = ev.score_records(det, records, a.batch_size, progress=bar.update)
