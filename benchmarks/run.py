@@ -28,7 +28,9 @@ from training.records import read_records
 from .baselines import Output, choose_span_threshold, choose_threshold, make, spans_at
 
 SETS = [("val_news", "WMT21 news zh-en (held-back docs)"), ("val_ted", "WMT21 TED zh-en (out of domain)"),
-        ("val_wmt22", "WMT22 QE zh-en dev"), ("val_bio", "Bio-MQM dev (6 source languages)")]
+        ("val_wmt22", "WMT22 QE zh-en dev"), ("val_bio", "Bio-MQM dev (6 source languages)"),
+        ("val_mlqe", "MLQE-PE dev (5 source languages, post-edit labels)")]
+THROUGHPUT_START, THROUGHPUT_END = "<!-- throughput:start -->", "<!-- throughput:end -->"
 SYSTEMS = ["mtdetect", "rules", "gector", "smollm2"]
 SEED = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
@@ -284,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {sp['cold_start_s']} | {sp['sent_per_s_b1']} | {sp['sent_per_s_b64']} | "
                      f"{sp['peak_rss_mb']} | {ratio} |")
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in pngs]
-    (args.out / "benchmarks.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    md = args.out / "benchmarks.md"
+    kept = ""  # the throughput section (benchmarks.throughput) is its own run: keep it
+    if md.exists() and THROUGHPUT_START in (old := md.read_text(encoding="utf-8")):
+        kept = "\n" + THROUGHPUT_START + old.split(THROUGHPUT_START, 1)[1].split(THROUGHPUT_END, 1)[0] + THROUGHPUT_END + "\n"
+    md.write_text("\n".join(lines) + "\n" + kept, encoding="utf-8")
     log(f"wrote {args.out / 'benchmarks.md'}")
     return 0
 

@@ -11,17 +11,21 @@ from ._types import Detection, Passage, RawScores, Settings, Span
 
 _WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'-")
 
-Calibration = tuple[float, float, float]
+Calibration = tuple[float, ...]  # (a, b, c, d), see ModelConfig
 
 
 def passage_probabilities(raw: RawScores, calibration: Calibration) -> np.ndarray:
-    """sigmoid(a * garbled + c * any_major + b) per passage; 0 for a passage without tokens."""
-    a, b, c = calibration
-    g = raw.passage_logits[:, 0].astype(np.float64)
-    m = raw.passage_logits[:, 1].astype(np.float64)
+    """sigmoid(a * garbled + c * any_major + d * sense + b) per passage (sense: the third logit column, when the
+    model has the sense head); 0 for a passage without tokens."""
+    a, b, c, d = calibration
+    lg = raw.passage_logits
+    g = lg[:, 0].astype(np.float64)
+    m = lg[:, 1].astype(np.float64)
     out = np.zeros(g.shape[0], dtype=np.float64)
     ok = np.isfinite(g) & np.isfinite(m) & raw.english  # passages in another language are not scored
     z = a * g[ok] + c * m[ok] + b
+    if d and lg.shape[1] > 2:
+        z = z + d * lg[ok, 2].astype(np.float64)
     out[ok] = np.where(z > -60.0, 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))), 0.0)
     return out
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ._backend import OnnxNetwork, TorchNetwork, resolve
+from ._collate import collate
 from ._decode import decide, language_sizes, main_language, passage_probabilities
 from ._errors import ModelError
 from ._language import LanguageId
@@ -47,40 +49,33 @@ class Detector:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path: str | Path | None = None, *, verify: bool = True, threads: int | None = None,
-             language_id: bool = True) -> Detector:
+             language_id: bool = True, backend: str = "auto", precision: str = "fp32") -> Detector:
         """Load a model folder (default: the shipped model, or $MTDETECT_MODEL). Works offline. With
         ``language_id`` (the default) passages identified as another language than English are marked with their
-        ``language`` and not scored."""
-        import torch
-        from safetensors.torch import load_file
+        ``language`` and not scored. ``backend``: ``onnx`` (ONNX Runtime; ``precision`` fp32, or int8 when the folder
+        has ``model.int8.onnx``; no torch), ``torch`` (the reference) or ``auto`` (ONNX when onnxruntime and the graph
+        are there, else torch)."""
         from tokenizers import Tokenizer
-
-        from ._model import SpanDetector
 
         folder = Path(path) if path is not None else default_model_path()
         if not folder.is_dir():
             raise ModelError(f"model folder {folder} not found")
+        if threads is not None and not 1 <= threads <= 1024:
+            raise ValueError("threads must be between 1 and 1024")
         config = read_config(folder)
-        checksum = verify_manifest(folder) if verify else "not checked"
-        if threads is not None:
-            if not 1 <= threads <= 1024:
-                raise ValueError("threads must be between 1 and 1024")
-            torch.set_num_threads(threads)
+        kind, weights = resolve(folder, backend, precision)
+        checksum = verify_manifest(folder, ("config.json", "tokenizer.json", weights)) if verify else "not checked"
         try:
             tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as e:  # noqa: BLE001 - any failure here means a broken tokenizer file
             raise ModelError(f"cannot read {folder / 'tokenizer.json'}: {e}") from None
         tok.no_truncation()
         tok.no_padding()
-        try:
-            network = SpanDetector(config.bert)
-            state = load_file(str(folder / "model.safetensors"))
-            missing, unexpected = network.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-        except Exception as e:  # noqa: BLE001 - any failure here means a broken weights file or encoder config
-            raise ModelError(f"cannot read {folder / 'model.safetensors'}: {e}") from None
-        if missing or unexpected:
-            raise ModelError(f"weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        network.eval()
+        network: TorchNetwork | OnnxNetwork
+        if kind == "onnx":
+            network = OnnxNetwork(folder / weights, threads)
+        else:
+            network = TorchNetwork(_torch_module(folder / weights, config, threads))
         return cls(network, tok, config, path=folder, checksum=checksum,
                    language_id=LanguageId() if language_id else None)
 
@@ -90,7 +85,8 @@ class Detector:
         """A detector around an in-memory network (a :class:`detector.network.SpanDetector`) and tokenizer, e.g. a
         model being trained. Settings default to the config's."""
         network.eval()
-        return cls(network, tokenizer, config, settings=settings, language_id=LanguageId() if language_id else None)
+        return cls(TorchNetwork(network), tokenizer, config, settings=settings,
+                   language_id=LanguageId() if language_id else None)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -105,8 +101,14 @@ class Detector:
 
     @property
     def network(self) -> Any:
-        """The torch module (for training and ablation code)."""
-        return self._network
+        """The network: the torch module (:class:`detector.network.SpanDetector`) on the torch backend, for
+        training and ablation code; the ONNX Runtime wrapper on the onnx backend."""
+        return self._network.module if isinstance(self._network, TorchNetwork) else self._network
+
+    @property
+    def backend(self) -> str:
+        """``torch`` or ``onnx``."""
+        return str(self._network.name)
 
     @property
     def tokenizer(self) -> Any:
@@ -162,10 +164,6 @@ class Detector:
         """Raw network output for each text, in order. Results do not depend on ``batch_size`` or on the other
         texts: each passage is scored in a window of its own tokens plus up to ``context_tokens`` of its
         neighbours, and windows are sorted by length before batching."""
-        import torch
-
-        from ._model import collate
-
         if isinstance(texts, str):
             raise TypeError("score_raw takes a sequence of strings")
         if batch_size < 1:
@@ -181,23 +179,21 @@ class Detector:
             base[1:] = np.cumsum([len(x.ids) for x in toks])
             n = int(base[-1])
             prepared.append((t, pieces, toks, base, np.zeros((n, 3), dtype=np.float64),
-                             np.full((len(pieces), 2), -np.inf, dtype=np.float64),
+                             np.full((len(pieces), len(cfg.passage_outputs)), -np.inf, dtype=np.float64),
                              build_windows(toks, cfg.max_length, cfg.context_tokens, self._cls, self._sep)))
         items = [(k, w) for k, p in enumerate(prepared) for w in p[6]]
         items.sort(key=lambda x: len(x[1].ids))  # length buckets: padding does not change results
-        with torch.inference_mode():
-            for b in range(0, len(items), batch_size):
-                chunk = items[b : b + batch_size]
-                x = collate([w for _, w in chunk], self._pad)
-                tok_logits, pas_logits = self._network(x["ids"], x["shapes"], x["mask"], x["target"])
-                probs = torch.softmax(tok_logits.float(), -1).double().numpy()
-                pas = pas_logits.double().numpy()
-                for i, (k, w) in enumerate(chunk):
-                    _, _, _, base, tprobs, plogits, _ = prepared[k]
-                    a, e = w.target
-                    start = int(base[w.passage]) + w.token_slice[0]
-                    tprobs[start : start + (e - a)] = probs[i, a:e]
-                    plogits[w.passage] = np.maximum(plogits[w.passage], pas[i])
+        for b in range(0, len(items), batch_size):
+            chunk = items[b : b + batch_size]
+            tok_logits, pas_logits = self._network(collate([w for _, w in chunk], self._pad))
+            probs = _softmax(tok_logits.astype(np.float64))
+            pas = pas_logits.astype(np.float64)
+            for i, (k, w) in enumerate(chunk):
+                _, _, _, base, tprobs, plogits, _ = prepared[k]
+                a, e = w.target
+                start = int(base[w.passage]) + w.token_slice[0]
+                tprobs[start : start + (e - a)] = probs[i, a:e]
+                plogits[w.passage] = np.maximum(plogits[w.passage], pas[i])
         out = []
         for t, pieces, toks, base, tprobs, plogits, _ in prepared:
             langs = (tuple(self._language_id.passage_languages([t[p.start : p.end] for p in pieces]))
@@ -261,8 +257,38 @@ class Detector:
         """Model name, version, path, checksum status, settings and window sizes."""
         c = self._config
         return {"name": c.name, "version": c.version, "path": str(self._path) if self._path else None,
-                "base_model": c.base_model, "checksum": self._checksum, **self._settings.to_dict(),
+                "base_model": c.base_model, "backend": self.backend, "checksum": self._checksum, **self._settings.to_dict(),
                 "max_length": c.max_length, "context_tokens": c.context_tokens}
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def _torch_module(weights: Path, config: ModelConfig, threads: int | None) -> Any:
+    """The reference network from safetensors (imports torch and transformers)."""
+    try:
+        import torch
+        from safetensors.torch import load_file
+
+        from ._model import SpanDetector
+    except ImportError as e:
+        raise ModelError(f"the torch backend needs torch, transformers and safetensors (pip install 'mtdetect[torch]'): "
+                         f"{e}; or export the ONNX graph and use --backend onnx") from None
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        network = SpanDetector(config.bert, sense_head=config.sense_head)
+        state = load_file(str(weights))
+        missing, unexpected = network.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    except Exception as e:  # noqa: BLE001 - any failure here means a broken weights file or encoder config
+        raise ModelError(f"cannot read {weights}: {e}") from None
+    if missing or unexpected:
+        raise ModelError(f"weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    network.eval()
+    return network
 
 
 def _blocks(chunks: Iterable[str], block_chars: int) -> Iterator[str]:

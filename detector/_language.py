@@ -28,6 +28,7 @@ MIN_OTHER_SCRIPT = 4  # letters of another script (CJK, Cyrillic ...) carry more
 MAX_ENGLISH_WORDS = 0.1
 MIN_CONFIDENCE = 0.7
 _SAMPLE = 2000  # characters of a passage looked at (a long passage is identified by its start)
+_ASCII_LETTERS = re.compile(r"[A-Za-z]")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 FUNCTION_WORDS = frozenset("""
 the of and to is that for it with as was be by this are from or have has had not but which were been their they
@@ -57,8 +58,12 @@ class LanguageId:
 
     def language_of(self, passage: str, min_letters: int = MIN_LETTERS) -> str | None:
         """ISO 639-1 code of a passage long enough to identify ("en" included), None when too short."""
-        letters = [c for c in passage if c.isalpha()]
-        other_script = sum(1 for c in letters if ord(c) > 0x24F) > len(letters) / 2
+        if passage.isascii():  # the common case, without a Python loop over characters
+            letters = _ASCII_LETTERS.findall(passage)
+            other_script = False
+        else:
+            letters = [c for c in passage if c.isalpha()]
+            other_script = sum(1 for c in letters if ord(c) > 0x24F) > len(letters) / 2
         if len(letters) < (MIN_OTHER_SCRIPT if other_script else min_letters):
             return None
         words = _WORD.findall(passage.lower())

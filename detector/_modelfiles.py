@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ModelError, SettingsError
-from ._types import PASSAGE_OUTPUTS, TOKEN_LABELS, Settings
+from ._types import PASSAGE_OUTPUTS, SENSE_OUTPUT, TOKEN_LABELS, Settings
 
 MANIFEST = "SHA256SUMS"
 REQUIRED = ("config.json", "tokenizer.json", "model.safetensors")
@@ -58,10 +58,10 @@ def write_manifest(folder: Path) -> None:
 _MANIFEST_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 
 
-def verify_manifest(folder: Path) -> str:
+def verify_manifest(folder: Path, reads: tuple[str, ...] = REQUIRED) -> str:
     """Check the folder's SHA256SUMS: well formed, naming only plain files of the folder, covering every file the
-    loader reads (config.json, tokenizer.json, model.safetensors), each matching its digest. Returns "ok" or raises
-    :class:`ModelError`."""
+    loader reads (``reads``: config.json, tokenizer.json and the weights of the backend in use), each of those
+    matching its digest and every other listed file present. Returns "ok" or raises :class:`ModelError`."""
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise ModelError(f"{folder} has no {MANIFEST}")
@@ -84,14 +84,14 @@ def verify_manifest(folder: Path) -> str:
         entries[name] = digest
     if not entries:
         raise ModelError(f"{manifest} is empty: nothing is verified")
-    for name in REQUIRED:
+    for name in reads:
         if name not in entries:
             raise ModelError(f"{manifest} has no entry for {name}, which the loader reads")
     for name, digest in entries.items():
         p = folder / name
         if not p.is_file():
             raise ModelError(f"{p} listed in {MANIFEST} is missing")
-        if sha256_file(p) != digest:
+        if name in reads and sha256_file(p) != digest:
             raise ModelError(f"checksum mismatch for {p}: the model files are damaged or were changed")
     return "ok"
 
@@ -105,9 +105,23 @@ class ModelConfig:
     base_model: str
     max_length: int  # tokens per window, [CLS] and [SEP] included
     context_tokens: int  # tokens of neighbouring text on each side of a passage
-    calibration: tuple[float, float, float]  # p = sigmoid(a * garbled_logit + c * any_major_logit + b), as (a, b, c)
+    # p = sigmoid(a * garbled_logit + c * any_major_logit + d * sense_logit + b), as (a, b, c, d)
+    calibration: tuple[float, ...]
     settings: Settings  # the shipped decision settings (threshold, span threshold, span gate, span score)
     bert: dict[str, Any]  # the encoder's transformers config
+    sense_head: bool = False  # a third passage output, "sense" (passage_outputs lists it)
+
+    def __post_init__(self) -> None:
+        cal = tuple(float(x) for x in self.calibration)
+        if len(cal) == 3:  # (a, b, c) of a model without the sense head
+            cal = (*cal, 0.0)
+        if len(cal) != 4:
+            raise ModelError("calibration must be (a, b, c) or (a, b, c, d)")
+        object.__setattr__(self, "calibration", cal)
+
+    @property
+    def passage_outputs(self) -> tuple[str, ...]:
+        return PASSAGE_OUTPUTS + ((SENSE_OUTPUT,) if self.sense_head else ())
 
     @classmethod
     def from_dict(cls, d: Any) -> ModelConfig:
@@ -120,12 +134,19 @@ class ModelConfig:
         missing = [k for k in _KEYS if k not in d]
         if missing:
             raise ModelError(f"config.json lacks the field {missing[0]!r}")
-        for key, labels in (("labels", TOKEN_LABELS), ("passage_outputs", PASSAGE_OUTPUTS)):
-            if d[key] != list(labels):
-                raise ModelError(f"config.json field {key!r} must be {list(labels)}, not {d[key]!r}")
+        if d["labels"] != list(TOKEN_LABELS):
+            raise ModelError(f"config.json field 'labels' must be {list(TOKEN_LABELS)}, not {d['labels']!r}")
+        outputs = (list(PASSAGE_OUTPUTS), [*PASSAGE_OUTPUTS, SENSE_OUTPUT])
+        if d["passage_outputs"] not in outputs:
+            raise ModelError(f"config.json field 'passage_outputs' must be {outputs[0]} or {outputs[1]}, "
+                             f"not {d['passage_outputs']!r}")
+        sense = d["passage_outputs"] == outputs[1]
         cal = d["calibration"]
-        if not isinstance(cal, dict) or set(cal) - {"a", "b", "c"} or not {"a", "b"} <= set(cal):
-            raise ModelError("config.json field 'calibration' must be an object with numbers a, b and optionally c")
+        if not isinstance(cal, dict) or set(cal) - {"a", "b", "c", "d"} or not {"a", "b"} <= set(cal):
+            raise ModelError("config.json field 'calibration' must be an object with numbers a, b and optionally "
+                             "c, d")
+        if "d" in cal and not sense:
+            raise ModelError("config.json field 'calibration.d' weighs the sense output, which passage_outputs lacks")
         try:
             settings = Settings(threshold=d["threshold"], span_threshold=d["span_threshold"],
                                 span_gate=d["span_gate"], span_score=d["span_score"])
@@ -138,8 +159,9 @@ class ModelConfig:
             name=_str(d, "name"), version=_str(d, "version"), base_model=_str(d, "base_model"),
             max_length=_int(d, "max_length", 16, 4096), context_tokens=_int(d, "context_tokens", 0, 1024),
             calibration=(_num(cal, "a", "calibration.a"), _num(cal, "b", "calibration.b"),
-                         _num(cal, "c", "calibration.c") if "c" in cal else 0.0),
-            settings=settings, bert=dict(bert),
+                         _num(cal, "c", "calibration.c") if "c" in cal else 0.0,
+                         _num(cal, "d", "calibration.d") if "d" in cal else 0.0),
+            settings=settings, bert=dict(bert), sense_head=sense,
         )
         positions = bert.get("max_position_embeddings")
         if isinstance(positions, int) and cfg.max_length > positions:
@@ -149,13 +171,13 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config.json content (every key is read back by :meth:`from_dict`)."""
-        a, b, c = self.calibration
+        a, b, c, d = self.calibration
         return {
             "name": self.name, "version": self.version, "base_model": self.base_model,
-            "labels": list(TOKEN_LABELS), "passage_outputs": list(PASSAGE_OUTPUTS),
+            "labels": list(TOKEN_LABELS), "passage_outputs": list(self.passage_outputs),
             "max_length": self.max_length, "context_tokens": self.context_tokens,
             **self.settings.to_dict(),
-            "calibration": {"a": a, "b": b, "c": c},
+            "calibration": {"a": a, "b": b, "c": c, **({"d": d} if self.sense_head else {})},
             "bert": self.bert,
         }
 
@@ -172,9 +194,11 @@ def _flat(changes: dict[str, Any]) -> dict[str, Any]:
     out = dict(changes)
     if "settings" in out:
         out.update(out.pop("settings").to_dict())
+    if "sense_head" in out:
+        out["passage_outputs"] = [*PASSAGE_OUTPUTS, SENSE_OUTPUT] if out.pop("sense_head") else list(PASSAGE_OUTPUTS)
     if "calibration" in out and isinstance(out["calibration"], tuple | list):
-        a, b, c = out["calibration"]
-        out["calibration"] = {"a": a, "b": b, "c": c}
+        a, b, c, *rest = out["calibration"]
+        out["calibration"] = {"a": a, "b": b, "c": c, **({"d": rest[0]} if rest and rest[0] else {})}
     return out
 
 

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Sentence-like units: split after ., !, ?, … (plus closing quotes/brackets) followed by whitespace, and at line
 # breaks. No split after abbreviations ("Mr.", "U.S.", "e.g.", "p.m."), single-letter initials ("J. R. R.
@@ -93,8 +94,9 @@ def _append_trimmed(text: str, s: int, e: int, out: list[Piece]) -> None:
         out.append(Piece(s, e))
 
 
+@lru_cache(maxsize=1 << 16)
 def _case_class(tok: str) -> int:
-    """0 pad/special, 1 lower, 2 Title, 3 UPPER, 4 mixed, 5 digit, 6 punctuation, 7 other script."""
+    """(Memoised: a pure function of the token's text, and tokens repeat.) 0 pad/special, 1 lower, 2 Title, 3 UPPER, 4 mixed, 5 digit, 6 punctuation, 7 other script."""
     letters = [c for c in tok if c.isalpha()]
     if not tok:
         return 0
@@ -160,6 +162,8 @@ def normalise_for_tokenizer(s: str) -> str:
 
 
 def _has_format(s: str) -> bool:
+    if s.isascii():
+        return False
     return any(ord(c) >= 0x80 and unicodedata.category(c) == "Cf" for c in s)
 
 

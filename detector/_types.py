@@ -17,6 +17,8 @@ SPAN_SCORES = ("fluency", "error")
 TOKEN_LABELS = ("ok", "fluency", "accuracy")
 #: outputs of the passage head, in the order of :attr:`RawScores.passage_logits`' columns
 PASSAGE_OUTPUTS = ("garbled", "any_major")
+#: the optional third passage output: a linear "makes no sense" head on the passage features (model 1.5.0 on)
+SENSE_OUTPUT = "sense"
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ class RawScores:
     All offsets are character offsets into ``text``. Tokens are stored passage by passage, in text order.
 
     - ``passage_offsets``: (P, 2) int, [start, end) of each passage (sentence-like unit).
-    - ``passage_logits``: (P, 2) float, the passage head's (garbled, any_major) logits, the max over the passage's
-      windows; -inf for a passage without tokens.
+    - ``passage_logits``: (P, K) float, the passage head's (garbled, any_major) logits and, for a model with the
+      sense head, its "makes no sense" logit (K = 3), each the max over the passage's windows; -inf for a passage
+      without tokens.
     - ``token_offsets``: (N, 2) int, [start, end) of each token.
     - ``token_passage``: (N,) int, the passage index of each token (non-decreasing).
     - ``token_probs``: (N, 3) float, per-token probabilities of the classes in :data:`TOKEN_LABELS`

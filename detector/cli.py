@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from ._backend import BACKENDS, PRECISIONS
 from ._errors import SettingsError
 from ._formatting import FORMATS, Writer, printable
 from ._reading import MAX_CHARS, InputError, InputRecord, ReadOptions, ReadStats, read_input
@@ -57,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--skip-bad-lines", action="store_true", help="skip malformed JSONL/TSV lines and report the count")
     sc.add_argument("--exit-zero", action="store_true", help="exit 0 even when something is flagged")
     sc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
-    sc.add_argument("--threads", type=int, help=f"torch CPU threads (1-{MAX_THREADS})")
+    sc.add_argument("--threads", type=int, help=f"CPU threads of the network (1-{MAX_THREADS})")
     sc.add_argument("--max-chars", type=int, default=MAX_CHARS,
                     help=f"longest JSONL/TSV record text accepted, in characters (default {MAX_CHARS}); longer "
                          "records are input errors (skipped with --skip-bad-lines); plain text is streamed instead")
@@ -85,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--batch-size", type=int, default=32)
     cp.add_argument("--max-chars", type=int, default=MAX_CHARS)
     _add_model(cp)
-    cp.add_argument("--threads", type=int, help=f"torch CPU threads of the local engine (1-{MAX_THREADS})")
+    cp.add_argument("--threads", type=int, help=f"CPU threads of the local engine's network (1-{MAX_THREADS})")
     cp.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary lines")
     _add_settings(cp)
     sv = sub.add_parser("serve", help="a local web page and a POST /score endpoint (needs the serve extra)")
@@ -105,6 +106,12 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     """--model and --no-verify (read by :func:`_load`)."""
     p.add_argument("--model", type=Path, help="model folder (default: the shipped model or $MTDETECT_MODEL)")
     p.add_argument("--no-verify", action="store_true", help="do not check the model folder's SHA256SUMS")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="onnx (ONNX Runtime, no torch), torch (the fp32 reference) or auto (default: onnx when "
+                        "onnxruntime and the model's graph are there)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="graph of the onnx backend: fp32 (default, model.onnx) or int8 (model.int8.onnx, when the "
+                        "model folder has it)")
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
@@ -163,7 +170,8 @@ def _load(a: argparse.Namespace, threads: int | None = None) -> Any:
     from ._errors import ModelError
 
     try:
-        det = Detector.load(a.model, threads=threads, verify=not a.no_verify)
+        det = Detector.load(a.model, threads=threads, verify=not a.no_verify, backend=a.backend,
+                            precision=a.precision)
         return det.with_settings(**_setting_changes(a))
     except ModelError as e:
         _err(f"model error: {e}")
@@ -190,14 +198,23 @@ def _records(files: Sequence[str], opts: ReadOptions, stats: ReadStats, warn: An
                 raise InputError(f"{fname}: cannot read ({e.strerror or e})") from None
 
 
-def _batched(it: Iterator[InputRecord], n: int) -> Iterator[list[InputRecord]]:
+#: records scored together: their windows are sorted by length across records before batching (less padding);
+#: output keeps the input order. Bounded by count and by characters, so memory stays bounded.
+BUFFER_RECORDS, BUFFER_CHARS = 1024, 1 << 20
+
+
+def _batched(it: Iterator[InputRecord], n: int = BUFFER_RECORDS,
+             max_chars: int = BUFFER_CHARS) -> Iterator[list[InputRecord]]:
     batch: list[InputRecord] = []
+    chars = 0
     for r in it:
         batch.append(r)
+        chars += len(r.text) if r.chunks is None else 0
         # a streamed document must be consumed before the reader moves on (and closes its file)
-        if len(batch) >= n or r.chunks is not None:
+        if len(batch) >= n or chars >= max_chars or r.chunks is not None:
             yield batch
             batch = []
+            chars = 0
     if batch:
         yield batch
 
@@ -232,7 +249,7 @@ def _score(a: argparse.Namespace) -> int:
     writer = Writer(sys.stdout, fmt, color, det.info())
     progress = _progress(not quiet and sys.stderr.isatty())
     try:
-        for batch in _batched(_records(a.files, opts, stats, warn), max(1, a.batch_size)):
+        for batch in _batched(_records(a.files, opts, stats, warn)):
             plain = [r for r in batch if r.chunks is None]
             scored = iter(det.detect_batch([r.text for r in plain], batch_size=a.batch_size))
             for r in batch:

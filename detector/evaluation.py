@@ -39,6 +39,7 @@ __all__ = [
     "char_prf",
     "ece",
     "evaluate",
+    "spearman",
     "fmt",
     "gold_rule",
     "jsonable",
@@ -120,25 +121,46 @@ def predict(det: Any, raws: Iterable[RawScores]) -> list[Prediction]:
 # ------------------------------------------------------------------------------------------ metrics
 
 
+def _ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        r = (i + j) / 2 + 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = r
+        i = j + 1
+    return ranks
+
+
 def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
     """Area under the ROC curve (ties count one half). NaN when one class is missing."""
     pos = sum(1 for y in labels if y)
     neg = len(labels) - pos
     if pos == 0 or neg == 0:
         return NAN
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        r = (i + j) / 2 + 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = r
-        i = j + 1
+    ranks = _ranks(scores)
     rank_sum = sum(r for r, y in zip(ranks, labels) if y)
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson on tie-averaged ranks). NaN with fewer than 2 items or a constant side."""
+    if len(a) != len(b):
+        raise ValueError("spearman needs two sequences of the same length")
+    if len(a) < 2:
+        return NAN
+    ra, rb = _ranks(a), _ranks(b)
+    n = len(a)
+    ma, mb = sum(ra) / n, sum(rb) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va = sum((x - ma) ** 2 for x in ra)
+    vb = sum((y - mb) ** 2 for y in rb)
+    return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else NAN
 
 
 def auprc(scores: Sequence[float], labels: Sequence[int]) -> float:

@@ -4,12 +4,17 @@ Nothing here is needed to score text (use :class:`detector.Detector`); it is pub
 package (training, ablations, tests) builds the same windows, batches and config files as the runtime does.
 """
 
-from ._model import SpanDetector, WindowLike, collate
+from ._backend import ONNX_FILES, ONNX_INPUTS, ONNX_OUTPUTS
+from ._collate import WindowLike, collate
+from ._model import SpanDetector
 from ._modelfiles import MANIFEST, ModelConfig, sha256_file, write_manifest
 from ._text import N_SHAPES, Piece, Tokenized, Window, build_windows, split_passages, token_shape, tokenize_passages
 
 __all__ = [
     "MANIFEST",
+    "ONNX_FILES",
+    "ONNX_INPUTS",
+    "ONNX_OUTPUTS",
     "N_SHAPES",
     "ModelConfig",
     "Piece",

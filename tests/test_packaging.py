@@ -17,15 +17,16 @@ def test_wheel_installs_model_as_package_data(tmp_path: Path) -> None:
                    check=True, capture_output=True)
     wheel = next(wheels.glob("mtdetect-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for f in ("config.json", "model.safetensors", "tokenizer.json", "SHA256SUMS", "MODEL_CARD.md"):
+    for f in ("config.json", "model.safetensors", "model.onnx", "tokenizer.json", "SHA256SUMS", "MODEL_CARD.md"):
         assert any(n.startswith("detector/models/") and n.endswith(f) for n in names), f
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
     code = ("import detector, sys; from detector import Detector; d = Detector.load(); "
-            "print(detector.__file__); print(d.path); print(d.info()['checksum'])")
+            "print(detector.__file__); print(d.path); print(d.info()['checksum']); print(d.backend)")
     env = {**os.environ, "PYTHONPATH": str(target)}
     env.pop("MTDETECT_MODEL", None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
                          check=True).stdout.split("\n")
     assert out[0].startswith(str(target)) and out[1].startswith(str(target)) and out[2] == "ok"
+    assert out[3] == "onnx"  # the installed model carries its graph: the default backend needs no torch

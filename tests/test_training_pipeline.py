@@ -51,13 +51,44 @@ def sets(tiny_detector: Detector):  # type: ignore[no-untyped-def]
     return score_set(tiny_detector, _records(40, 1)), score_set(tiny_detector, _records(30, 2, clean_only=True))
 
 
-def test_fit_platt_separates_classes() -> None:
-    from training.search import fit_platt
+def test_fit_logistic_separates_classes_and_honours_weights() -> None:
+    import numpy as np
 
-    feats = [(x, 0.0) for x in (-2.0, -1.5, -1.0, 1.0, 1.5, 2.0)]
-    a, b, c = fit_platt(feats, [0, 0, 0, 1, 1, 1], use_any=False)
-    assert a > 0 and c == 0.0
+    from training.search import fit_logistic
+
+    x = np.array([[-2.0], [-1.5], [-1.0], [1.0], [1.5], [2.0]])
+    (a,), b = fit_logistic(x, np.array([0, 0, 0, 1, 1, 1.0]), l2=1e-2)
+    assert a > 0
     assert 1 / (1 + math.exp(-(a * 2.0 + b))) > 0.8 > 0.2 > 1 / (1 + math.exp(-(a * -2.0 + b)))
+    # one overlapping positive at -1.0: weighting it up moves the boundary towards it
+    x2 = np.vstack([x, [[-1.0]]])
+    y2 = np.array([0, 0, 0, 1, 1, 1, 1.0])
+    _, b_plain = fit_logistic(x2, y2, l2=1e-2)
+    _, b_heavy = fit_logistic(x2, y2, np.array([1, 1, 1, 1, 1, 1, 20.0]), l2=1e-2)
+    assert b_heavy > b_plain
+
+
+def test_choices_on_every_source_respect_each_clean_source(tiny_detector: Detector, sets) -> None:  # type: ignore[no-untyped-def]
+    """calibrated_macro + choose_macro: at most max_flag of *each* clean source flagged and max_span carrying a
+    span; the calibration weights come from the grid."""
+    from training.finalize import by_source
+    from training.search import RATIO_C, ScoredSet, calibrated_macro, choose_macro
+
+    news, clean = sets
+    half = len(news) // 2
+    labelled = {"a": ScoredSet(news.records[:half], news.raws[:half]),
+                "b": ScoredSet(news.records[half:], news.raws[half:])}
+    cleans = {"one": ScoredSet(clean.records[:15], clean.raws[:15]),
+              "two": ScoredSet(clean.records[15:], clean.raws[15:])}
+    assert set(by_source(clean)) == {"brown"}
+    cal, info = calibrated_macro(tiny_detector, labelled, cleans, sense=False)
+    assert info["rc"] in RATIO_C and info["rd"] == 0.0 and cal.config.calibration[3] == 0.0
+    th = choose_macro(cal, labelled, cleans, max_flag=0.1, max_span=0.1, gates=(0.0, 0.5))
+    det = cal.with_settings(threshold=th["threshold"], span_threshold=th["span_threshold"], span_gate=th["span_gate"])
+    for part in cleans.values():
+        m = evaluate(part.records, predict(det, part.raws))
+        assert m["clean_flag_rate"] <= 0.1 and m["clean_span_rate"] <= 0.1
+    assert choose_macro(cal, labelled, cleans, accept=lambda _det: False)["accepted"] == 0.0
 
 
 @pytest.mark.parametrize("gate", [0.0, 0.4], ids=["no-gate", "gate"])
@@ -112,7 +143,7 @@ def test_collate_examples_extends_the_runtime_collation() -> None:
     t = collate_examples(ex)
     base = collate(ex)
     for k in ("ids", "shapes", "mask", "target"):
-        assert t[k].equal(base[k])
+        assert t[k].numpy().tolist() == base[k].tolist()
     assert t["tcls"][0].tolist() == [0, 1, 2, 0] and t["tcls"][1].tolist() == [0, 1, 0, 0]
     assert t["target"][0].tolist() == [0, 1, 1, 0] and t["mask"][1].tolist() == [1, 1, 1, 0]
 

@@ -21,7 +21,7 @@ from detector import Detector
 from detector.evaluation import auroc, evaluate, gold_rule
 from detector.network import write_manifest
 
-from .finalize import choose_settings, load_seed
+from .finalize import by_source, choose_settings, load_seed
 from .records import read_records
 from .search import ScoredSet, predictions, score_set, span_f1, span_peaks
 
@@ -44,11 +44,12 @@ def run_variant(det: Detector, news: list[dict], clean: list[dict], mode: str) -
 
 
 def trained_variant(model_dir: Path, news: list[dict], clean: list[dict]) -> dict[str, Any]:
-    """A separately trained model, calibrated and thresholded by the finalize rules on the same data."""
+    """A separately trained model, calibrated and thresholded by the finalize rules on the same data (here with
+    val_news as the one labelled source and the clean records split by source)."""
     det = Detector.load(model_dir)
     text, gold = load_seed()
     sn, sc = score_set(det, news), score_set(det, clean)
-    chosen, _ = choose_settings(det, sn, sc, text, gold, max_flag=0.02, max_span=0.01)
+    chosen, _ = choose_settings(det, {"val_news": sn}, by_source(sc), text, gold, max_flag=0.02, max_span=0.01)
     m = evaluate(sn.records, predictions(chosen, sn))
     mc = evaluate(sc.records, predictions(chosen, sc))
     seed = gold_rule(text, gold, [(s.start, s.end) for s in chosen.detect(text).spans])

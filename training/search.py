@@ -1,5 +1,8 @@
 """The searches of training and finalize: calibration fit, flag threshold, span threshold, gate and score.
 
+Finalize chooses on every labelled source (:func:`calibrated_macro`, :func:`choose_macro`); training's quick
+evaluation uses the single-slice :func:`choose_thresholds`.
+
 Every metric comes from :mod:`detector.evaluation` and every decision from :meth:`detector.Detector.decide`; this
 module only decides which settings to try and which to keep.
 """
@@ -34,41 +37,34 @@ def score_set(det: Detector, rows: Sequence[dict[str, Any]], batch_size: int = 6
     return ScoredSet([EvalRecord.from_dict(r) for r in rows], score_records(det, rows, batch_size))
 
 
-def max_logits(raw: RawScores) -> tuple[float, float]:
-    """(garbled, any_major) logits, each the max over the record's passages (-30 when it has none)."""
+def max_logits(raw: RawScores) -> tuple[float, ...]:
+    """The passage logits (garbled, any_major and, with the sense head, sense), each the max over the record's
+    passages (-30 when it has none)."""
     lg = raw.passage_logits
     if not lg.shape[0] or not np.isfinite(lg[:, 0]).any():
-        return (-30.0, -30.0)
-    return (float(np.max(lg[:, 0])), float(np.max(lg[:, 1])))
+        return (-30.0,) * lg.shape[1]
+    return tuple(float(x) for x in np.max(lg, axis=0))
 
 
-def fit_platt(feats: Sequence[tuple[float, float]], labels: Sequence[int], use_any: bool = True,
-              iters: int = 3000) -> tuple[float, float, float]:
-    """Calibration p = sigmoid(a*garbled + c*any_major + b), fitted by gradient descent on log loss, as (a, b, c).
-    With use_any=False it is plain Platt scaling of the garbled logit (c = 0)."""
-    a, b, c = 1.0, 0.0, 0.0
-    n = max(1, len(feats))
+def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, l2: float = 1e-4,
+                 iters: int = 50) -> tuple[np.ndarray, float]:
+    """Weighted logistic regression by Newton's method: (coefficients, intercept) minimising the weighted mean log
+    loss plus ``l2`` times the squared coefficients."""
+    n, k = x.shape
+    w = np.ones(n) / n if w is None else np.asarray(w, dtype=np.float64) / np.sum(w)
+    xa = np.hstack([x.astype(np.float64), np.ones((n, 1))])
+    beta = np.zeros(k + 1)
+    reg = np.full(k + 1, 2 * l2)
+    reg[-1] = 0.0
     for _ in range(iters):
-        ga = gb = gc = 0.0
-        for (x, m), y in zip(feats, labels):
-            z = max(-30.0, min(30.0, a * x + c * m + b))
-            p = 1 / (1 + math.exp(-z))
-            ga += (p - y) * x
-            gb += p - y
-            gc += (p - y) * m
-        a -= 0.3 * ga / n
-        b -= 0.3 * gb / n
-        if use_any:
-            c -= 0.3 * gc / n
-    return a, b, c
-
-
-def calibrated(det: Detector, news: ScoredSet, use_any: bool = True) -> Detector:
-    """``det`` with its calibration refitted on ``news`` strict vs clean."""
-    pairs = [(max_logits(x), 1 if r.label == "strict" else 0) for r, x in zip(news.records, news.raws)
-             if r.label in ("strict", "clean")]
-    a, b, c = fit_platt([x for x, _ in pairs], [y for _, y in pairs], use_any=use_any)
-    return det.with_config(det.config.replace(calibration=(a, b, c)))
+        p = 1 / (1 + np.exp(-np.clip(xa @ beta, -30, 30)))
+        grad = xa.T @ (w * (p - y)) + reg * beta
+        hess = (xa * (w * p * (1 - p))[:, None]).T @ xa + np.diag(reg) + 1e-9 * np.eye(k + 1)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return beta[:k], float(beta[k])
 
 
 def record_scores(det: Detector, s: ScoredSet) -> list[float]:
@@ -157,13 +153,6 @@ def choose_thresholds(det: Detector, news: ScoredSet, clean: ScoredSet, max_flag
             "clean_span_floor": floors.get(gate, 0.0)}
 
 
-def gate_grid(clean_scores: Sequence[float], max_flag: float) -> list[float]:
-    """Candidate span gates: none, and every 0.01 from the clean-English flag floor up to 0.9."""
-    scores = sorted(clean_scores)
-    lo = scores[int((1 - max_flag) * (len(scores) - 1))] if scores else 0.5
-    return [0.0] + [round(x / 100, 2) for x in range(math.ceil(lo * 100), 91)]
-
-
 def seed_accepts(seed_text: str, gold: dict[str, Any], seed_raw: RawScores) -> Callable[[Detector], bool]:
     """accept(detector): does the seed article pass its gold rule with the detector's settings?"""
     def accept(det: Detector) -> bool:
@@ -174,3 +163,137 @@ def seed_accepts(seed_text: str, gold: dict[str, Any], seed_raw: RawScores) -> C
 
 def predictions(det: Detector, s: ScoredSet) -> list[Prediction]:
     return predict(det, s.raws)
+
+
+# ------------------------------------------------------------------------------------------ choices on every source
+
+RATIO_C = (0.0, 0.05, 0.1, 0.2, 0.4)  # weight of any_major relative to garbled
+RATIO_D = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0)  # weight of sense relative to garbled
+
+
+def record_z(s: ScoredSet, rc: float, rd: float) -> np.ndarray:
+    """Per record, the max over its English passages of garbled + rc * any_major + rd * sense (-30 when none)."""
+    out = np.full(len(s), -30.0)
+    for i, x in enumerate(s.raws):
+        lg = x.passage_logits
+        ok = np.isfinite(lg[:, 0]) & x.english if lg.shape[0] else np.zeros(0, bool)
+        if ok.any():
+            z = lg[ok, 0] + rc * lg[ok, 1] + (rd * lg[ok, 2] if lg.shape[1] > 2 else 0.0)
+            out[i] = float(z.max())
+    return out
+
+
+def _broad(s: ScoredSet) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.array([r.label in ("strict", "broad", "clean") for r in s.records], dtype=bool)
+    y = np.array([r.label != "clean" for r in s.records], dtype=bool)
+    return keep, y
+
+
+def macro_auroc(sets: dict[str, ScoredSet], rc: float, rd: float) -> dict[str, float]:
+    """Broad-label segment AUROC per source of the combined logit."""
+    from detector.evaluation import auroc
+
+    out = {}
+    for name, s in sets.items():
+        keep, y = _broad(s)
+        z = record_z(s, rc, rd)
+        out[name] = auroc([float(v) for v in z[keep]], [int(v) for v in y[keep]])
+    return out
+
+
+def calibrated_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet],
+                     sense: bool, max_rd: float = math.inf) -> tuple[Detector, dict[str, Any]]:
+    """Calibration chosen on every labelled source: the weights of any_major and sense relative to garbled that
+    maximise the mean (macro) broad-label segment AUROC over the sources, then scale and intercept fitted by
+    logistic regression on broad vs clean records, every source (and clean English as one more) weighing the
+    same."""
+    best: tuple[float, float, float] | None = None
+    grid = []
+    for rc in RATIO_C:
+        for rd in [r for r in RATIO_D if r <= max_rd] if sense else (0.0,):
+            per = macro_auroc(labelled, rc, rd)
+            m = float(np.mean(list(per.values())))
+            grid.append({"rc": rc, "rd": rd, "macro_auroc": m})
+            if best is None or m > best[0] + 1e-9:
+                best = (m, rc, rd)
+    assert best is not None
+    _, rc, rd = best
+    zs, ys, ws = [], [], []
+    groups = dict(labelled)
+    groups["clean English"] = ScoredSet([r for s in clean.values() for r in s.records],
+                                        [x for s in clean.values() for x in s.raws])
+    for s in groups.values():
+        keep, y = _broad(s)
+        if not keep.any():
+            continue
+        zs.append(record_z(s, rc, rd)[keep])
+        ys.append(y[keep].astype(np.float64))
+        ws.append(np.full(int(keep.sum()), 1.0 / keep.sum()))
+    coef, b = fit_logistic(np.concatenate(zs)[:, None], np.concatenate(ys), np.concatenate(ws), l2=0.0)
+    a = float(coef[0])
+    cal = (a, b, a * rc, a * rd)
+    return det.with_config(det.config.replace(calibration=cal)), {"rc": rc, "rd": rd, "macro_auroc": best[0],
+                                                                  "grid": grid}
+
+
+MIN_CLEAN_N = 100  # a clean source smaller than this may still have floor(max_rate * 100) records above a cut
+
+
+def _quantile_floor(values: Sequence[float], max_rate: float) -> float:
+    """The smallest cut above all but floor(max_rate * max(n, MIN_CLEAN_N)) of ``values`` (so that "at most 1%"
+    of a 46-record source allows one record, not none)."""
+    v = sorted(values, reverse=True)
+    if not v:
+        return 0.0
+    k = int(math.floor(max_rate * max(len(v), MIN_CLEAN_N)))
+    return v[min(k, len(v) - 1)] + 1e-6
+
+
+def choose_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet], max_flag: float = 0.01,
+                 max_span: float = 0.01, gates: Sequence[float] = (0.0,),
+                 accept: Callable[[Detector], bool] | None = None) -> dict[str, Any]:
+    """Flag threshold: the best mean F1 (broad vs clean) over the labelled sources among thresholds that flag at
+    most ``max_flag`` of every clean source (one record of a source under 100 records). Span threshold and gate (with ``det``'s span score): the best mean
+    character span F1 over the labelled sources among settings that put a span on at most ``max_span`` of every
+    clean source's records, and that ``accept`` (e.g. the seed rule) takes; ``accepted`` = 0 when none does."""
+    from detector.evaluation import best_f1_threshold
+
+    floor_thr = max(_quantile_floor(record_scores(det, s), max_flag) for s in clean.values())
+    scored = {k: record_scores(det, s) for k, s in labelled.items()}
+    cands = sorted({round(x / 200, 3) for x in range(1, 200)})
+    best_t, best_f = floor_thr, -1.0
+    for t in [c for c in cands if c >= floor_thr] or [min(1.0, floor_thr)]:
+        f1s = []
+        for k, s in labelled.items():
+            keep, y = _broad(s)
+            sc = [scored[k][i] for i in np.flatnonzero(keep)]
+            f, _ = best_f1_threshold(sc, [int(v) for v in y[keep]], [t], 0.0)
+            f1s.append(f)
+        m = float(np.mean(f1s))
+        if m > best_f:
+            best_f, best_t = m, t
+    thr = min(1.0, max(best_t, floor_thr))
+    grid = [x / 100 for x in range(5, 96)]
+    found: dict[bool, tuple[float, float, float]] = {}
+    floors = {}
+    for gate in gates:
+        span_floor = max(_quantile_floor(span_peaks(det, s, gate), max_span) for s in clean.values())
+        floors[gate] = span_floor
+        peaks = {k: span_peaks(det, s, gate) for k, s in labelled.items()}
+        for t in grid:
+            if t < span_floor:
+                continue
+            cand = det.with_settings(threshold=thr, span_threshold=t, span_gate=gate)
+            ok = accept is None or accept(cand)
+            if not ok and True in found:
+                continue
+            f1s = [span_f1(cand, s, peaks[k]) for k, s in labelled.items()]
+            f1 = float(np.mean([0.0 if math.isnan(f) else f for f in f1s]))
+            if f1 > found.get(ok, (-1.0, 0.0, 0.0))[0]:
+                found[ok] = (f1, t, gate)
+    accepted = True in found
+    f1, span_thr, gate = found[True] if accepted else found.get(False, (0.0, 0.6, 0.0))
+    return {"threshold": round(thr, 4), "span_threshold": round(min(1.0, max(span_thr, floors.get(gate, 0.0))), 4),
+            "span_gate": round(gate, 4), "span_score": det.span_score, "accepted": float(accepted),
+            "macro_span_f1": f1, "macro_flag_f1": best_f, "clean_flag_floor": floor_thr,
+            "clean_span_floor": floors.get(gate, 0.0)}

@@ -359,6 +359,7 @@ def load_mlqe(root: Path, drops: DropLog, overlap: set[tuple[str, ...]]) -> list
             mt = _tar_member(path, f"{split}.mt").splitlines()
             tags = _tar_member(path, f"{split}.tags").splitlines()
             hter = [float(x) for x in _tar_member(path, f"{split}.hter").split()]
+            da = _mlqe_da(root, pair, split, len(mt))
             name = f"{pair}-{split}"
             for item in convert_tagged(mt, tags, "mlqe_pe", drops, interleaved_gaps=True, eos=False):
                 if item is None:
@@ -379,10 +380,24 @@ def load_mlqe(root: Path, drops: DropLog, overlap: set[tuple[str, ...]]) -> list
                         text=text,
                         spans=spans,
                         label=label,
-                        meta={"hter": h, "pair": pair, "official_split": split},
+                        meta={"hter": h, "pair": pair, "official_split": split, **da[i]},
                     )
                 )
     return records
+
+
+def _mlqe_da(root: Path, pair: str, split: str, n: int) -> list[dict]:
+    """Per MT line: the mean DA score (0-100, "does it make sense"), its z-normalised mean and the Wikipedia
+    article (``doc_ids``; the official splits share articles). Empty dicts when the DA archive is missing."""
+    path = root / "mlqe-pe" / "direct-assessments" / split / f"{pair}-{split}.tar.gz"
+    if not path.exists():
+        return [{} for _ in range(n)]
+    short = pair.replace("-", "")
+    _, rows = read_tsv_rows(_tar_member(path, f"{split}.{short}.df.short.tsv"))
+    docs = _tar_member(path, f"{split}.doc_ids").splitlines()[1:]
+    if len(rows) != n or len(docs) != n:
+        raise MissingSourceError(f"{path}: {len(rows)} DA rows and {len(docs)} doc ids for {n} MT lines")
+    return [{"da": float(r[4]), "da_z": float(r[6]), "article": d.strip()} for r, d in zip(rows, docs)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -275,7 +275,7 @@ def batches(examples: list[Example], batch_size: int, rng: random.Random) -> lis
 def collate_examples(batch: list[Example], one_class: bool = False) -> dict[str, torch.Tensor]:
     """The runtime's collation (:func:`detector.network.collate`) plus the training targets: token classes
     ``tcls``, token weights ``tw`` and passage targets ``y``."""
-    t = collate(batch)
+    t = {k: torch.from_numpy(v) for k, v in collate(batch).items()}
     B, L = t["ids"].shape
     tcls = torch.zeros((B, L), dtype=torch.long)
     tw = torch.zeros((B, L))
