@@ -49,7 +49,7 @@ def run_cli(args: list[str], stdin_path: Path | None = None) -> dict[str, float]
               "t = time.perf_counter()\n"
               "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stdin=sys.stdin)\n"
               "print(r.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    cmd = [sys.executable, "-c", runner, sys.executable, "-m", "detector.cli", *args]
+    cmd = [sys.executable, "-c", runner, sys.executable, "-m", "detector.cli", "score", *args]
     with open(stdin_path or os.devnull, "rb") as f:
         out = subprocess.run(cmd, stdin=f, capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
     if out[0] not in ("0", "1"):  # 1: something was flagged
