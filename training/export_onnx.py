@@ -20,16 +20,9 @@ import numpy as np
 import torch
 
 from detector import Detector
-from detector.network import (
-    ONNX_FILES,
-    ONNX_INPUTS,
-    ONNX_OUTPUTS,
-    build_windows,
-    collate,
-    split_passages,
-    tokenize_passages,
-    write_manifest,
-)
+from detector.network import ONNX_FILES, ONNX_INPUTS, ONNX_OUTPUTS, collate, write_manifest
+
+from .features import text_windows
 
 SAMPLES = [
     "The river is not calm as a teacher and as a colourful river.",
@@ -41,14 +34,7 @@ SAMPLES = [
 
 
 def _inputs(det: Detector) -> dict[str, np.ndarray]:
-    tok = det.tokenizer
-    cls_id, sep_id, pad_id = (tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
-    windows = []
-    for t in SAMPLES:
-        pieces = split_passages(t)
-        windows += build_windows(tokenize_passages(tok, t, pieces), det.config.max_length,
-                                 det.config.context_tokens, cls_id, sep_id)
-    return collate(windows, pad_id)
+    return collate([w for _, w in text_windows(det, SAMPLES)], det.tokenizer.token_to_id("[PAD]"))
 
 
 def store_fp16(graph_path: Path, out: Path) -> int:

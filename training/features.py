@@ -16,21 +16,26 @@ import numpy as np
 import torch
 
 from detector import Detector
-from detector.network import build_windows, collate, split_passages, tokenize_passages
+from detector.network import Window, build_windows, collate, split_passages, tokenize_passages
+
+
+def text_windows(det: Detector, texts: Sequence[str]) -> list[tuple[int, Window]]:
+    """(text index, window) for every window of ``texts``, built as the runtime builds them, sorted by length."""
+    tok = det.tokenizer
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    items = []
+    for k, t in enumerate(texts):
+        toks = tokenize_passages(tok, t, split_passages(t))
+        items += [(k, w) for w in build_windows(toks, det.config.max_length, det.config.context_tokens, cls_id, sep_id)]
+    items.sort(key=lambda x: len(x[1].ids))
+    return items
 
 
 def record_features(det: Detector, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, 2h+2), passage logits (N, 2)) per text, from the window with the highest garbled logit."""
     net = det.network
-    cfg = det.config
-    tok = det.tokenizer
-    cls_id, sep_id, pad_id = (tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
-    items = []
-    for k, t in enumerate(texts):
-        pieces = split_passages(t)
-        toks = tokenize_passages(tok, t, pieces)
-        items += [(k, w) for w in build_windows(toks, cfg.max_length, cfg.context_tokens, cls_id, sep_id)]
-    items.sort(key=lambda x: len(x[1].ids))
+    pad_id = det.tokenizer.token_to_id("[PAD]")
+    items = text_windows(det, texts)
     captured: list[torch.Tensor] = []
     hook = net.passage_head.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
     h2 = net.passage_head[0].in_features

@@ -23,7 +23,7 @@ from typing import Any
 
 from detector import Detector
 from detector.evaluation import evaluate, fmt, gold_rule, jsonable, rates_by_source
-from detector.network import sha256_file, write_manifest
+from detector.network import write_manifest
 
 from .records import read_records
 from .search import (
@@ -144,24 +144,8 @@ def measure(det: Detector, s: ScoredSet, bootstrap: int = 0) -> dict[str, Any]:
     return m
 
 
-def scored_sets(det: Detector, model_dir: Path, corpus: Path, limit: int, cache: Path | None) -> dict[str, ScoredSet]:
-    """Raw scores of every report set, val_clean and test_clean; with ``cache``, kept in (and read back from) a
-    local pickle keyed by the weights' and corpus files' digests (a development convenience under build/; never
-    part of a model folder)."""
-    import hashlib
-    import pickle
-
-    files = [corpus / f"{split}.jsonl" for split, _, _ in REPORT_SETS] + [corpus / "val_clean.jsonl",
-                                                                         corpus / "test_clean.jsonl"]
-    h = hashlib.sha256(f"{limit}".encode())
-    for f in [model_dir / "model.safetensors", *files]:
-        if f.exists():
-            h.update(sha256_file(f).encode())
-    path = cache / f"scored-{h.hexdigest()[:16]}.pkl" if cache else None
-    if path is not None and path.exists():
-        log(f"raw scores from {path}")
-        with open(path, "rb") as fh:
-            return pickle.load(fh)  # type: ignore[no-any-return]
+def scored_sets(det: Detector, corpus: Path, limit: int) -> dict[str, ScoredSet]:
+    """Raw scores of every report set, val_clean and test_clean."""
     sets: dict[str, ScoredSet] = {}
     for split, _, cap in REPORT_SETS:
         p = corpus / f"{split}.jsonl"
@@ -173,10 +157,6 @@ def scored_sets(det: Detector, model_dir: Path, corpus: Path, limit: int, cache:
     log(f"scoring val_clean: {len(clean_rows)} records")
     sets["val_clean"] = score_set(det, clean_rows)
     sets["test_clean"] = score_set(det, read_records(corpus / "test_clean.jsonl", limit or 3000, seed=1))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
-            pickle.dump(sets, fh)
     return sets
 
 
@@ -184,10 +164,10 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
              max_flag: float = 0.02, max_span: float = 0.01, gate_spans: bool = True,
              require_seed: bool = True, version: str | None = None,
              span_scores: Sequence[str] = ("fluency", "error"), bootstrap: int = 200, loso: bool = True,
-             cache: Path | None = None, clean_rule: str = "pooled", max_sense_weight: float = math.inf) -> Path:
+             clean_rule: str = "pooled", max_sense_weight: float = math.inf) -> Path:
     det = Detector.load(model_dir, backend="torch")
     t0 = time.time()
-    sets = scored_sets(det, model_dir, corpus, limit, cache)
+    sets = scored_sets(det, corpus, limit)
     seed_text, gold = load_seed(seed_dir)
     labelled = {k: sets[k] for k in CHOICE_SETS if k in sets}
     clean = by_source(sets["val_clean"]) if clean_rule == "per-source" else {"val_clean": sets["val_clean"]}
@@ -491,7 +471,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clean-rule", choices=["pooled", "per-source"], default="pooled",
                     help="apply the clean-English budgets to val_clean as a whole (default) or to each source")
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out report")
-    ap.add_argument("--cache", type=Path, help="keep raw scores in this folder and reuse them (development runs)")
     ap.add_argument("--no-span-gate", action="store_true", help="spans anywhere (no passage-probability gate)")
     ap.add_argument("--no-seed-constraint", action="store_true",
                     help="do not require the seed article's gold rule when choosing the span settings")
@@ -510,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finalize(args.model, args.corpus, args.out, args.examples, args.limit,
              args.max_clean_flag_rate, args.max_clean_span_rate, not args.no_span_gate, not args.no_seed_constraint,
-             args.version, tuple(args.span_scores.split(",")), args.bootstrap, not args.no_loso, args.cache,
+             args.version, tuple(args.span_scores.split(",")), args.bootstrap, not args.no_loso,
              args.clean_rule, args.max_sense_weight)
     return 0
 

@@ -171,15 +171,17 @@ RATIO_C = (0.0, 0.05, 0.1, 0.2, 0.4)  # weight of any_major relative to garbled
 RATIO_D = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0)  # weight of sense relative to garbled
 
 
-def record_z(s: ScoredSet, rc: float, rd: float) -> np.ndarray:
-    """Per record, the max over its English passages of garbled + rc * any_major + rd * sense (-30 when none)."""
+def record_z(det: Detector, s: ScoredSet, rc: float, rd: float) -> np.ndarray:
+    """Per record, the max over its scored passages of garbled + rc * any_major + rd * sense (-30 when none): the
+    product's passage probability with calibration (1, 0, rc, rd), taken back to the logit scale."""
+    d = det.with_config(det.config.replace(calibration=(1.0, 0.0, rc, rd)))
     out = np.full(len(s), -30.0)
     for i, x in enumerate(s.raws):
-        lg = x.passage_logits
-        ok = np.isfinite(lg[:, 0]) & x.english if lg.shape[0] else np.zeros(0, bool)
-        if ok.any():
-            z = lg[ok, 0] + rc * lg[ok, 1] + (rd * lg[ok, 2] if lg.shape[1] > 2 else 0.0)
-            out[i] = float(z.max())
+        p = d.passage_probabilities(x)
+        p = p[p > 0]
+        if p.size:
+            top = min(float(p.max()), 1 - 1e-15)
+            out[i] = max(-30.0, math.log(top / (1 - top)))
     return out
 
 
@@ -189,14 +191,14 @@ def _broad(s: ScoredSet) -> tuple[np.ndarray, np.ndarray]:
     return keep, y
 
 
-def macro_auroc(sets: dict[str, ScoredSet], rc: float, rd: float) -> dict[str, float]:
+def macro_auroc(det: Detector, sets: dict[str, ScoredSet], rc: float, rd: float) -> dict[str, float]:
     """Broad-label segment AUROC per source of the combined logit."""
     from detector.evaluation import auroc
 
     out = {}
     for name, s in sets.items():
         keep, y = _broad(s)
-        z = record_z(s, rc, rd)
+        z = record_z(det, s, rc, rd)
         out[name] = auroc([float(v) for v in z[keep]], [int(v) for v in y[keep]])
     return out
 
@@ -211,7 +213,7 @@ def calibrated_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[
     grid = []
     for rc in RATIO_C:
         for rd in [r for r in RATIO_D if r <= max_rd] if sense else (0.0,):
-            per = macro_auroc(labelled, rc, rd)
+            per = macro_auroc(det, labelled, rc, rd)
             m = float(np.mean(list(per.values())))
             grid.append({"rc": rc, "rd": rd, "macro_auroc": m})
             if best is None or m > best[0] + 1e-9:
@@ -226,7 +228,7 @@ def calibrated_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[
         keep, y = _broad(s)
         if not keep.any():
             continue
-        zs.append(record_z(s, rc, rd)[keep])
+        zs.append(record_z(det, s, rc, rd)[keep])
         ys.append(y[keep].astype(np.float64))
         ws.append(np.full(int(keep.sum()), 1.0 / keep.sum()))
     coef, b = fit_logistic(np.concatenate(zs)[:, None], np.concatenate(ys), np.concatenate(ws), l2=0.0)
