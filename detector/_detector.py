@@ -280,7 +280,7 @@ def _torch_module(weights: Path, config: ModelConfig, threads: int | None) -> An
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        network = SpanDetector(config.bert, sense_head=config.sense_head)
+        network = SpanDetector(config.bert, sense_head=config.sense_head, sense_layers=config.sense_layers)
         state = load_file(str(weights))
         missing, unexpected = network.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     except Exception as e:  # noqa: BLE001 - any failure here means a broken weights file or encoder config

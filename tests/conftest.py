@@ -14,9 +14,10 @@ SEED_TEXT = SHARED / "examples" / "russia-china-article.txt"
 SEED_GOLD = SHARED / "examples" / "russia-china-article.gold.json"
 
 
-def build_tiny_model(folder: Path, seed: int = 0, encoder: str = "bert", sense: bool = False) -> Path:
+def build_tiny_model(folder: Path, seed: int = 0, encoder: str = "bert", sense: bool = False,
+                     sense_layers: tuple[int, ...] = ()) -> Path:
     """A 2-layer, 32-wide random model (BERT or DistilBERT) with a character-level WordPiece vocabulary; with
-    ``sense``, the third passage output and a calibration weight on it."""
+    ``sense``, the third passage output and a calibration weight on it, reading ``sense_layers`` too."""
     import torch
     from safetensors.torch import save_file
     from tokenizers import Tokenizer, normalizers, pre_tokenizers
@@ -38,11 +39,12 @@ def build_tiny_model(folder: Path, seed: int = 0, encoder: str = "bert", sense: 
         bert = {"model_type": "distilbert", "vocab_size": len(vocab), "dim": 32, "n_layers": 2, "n_heads": 2,
                 "hidden_dim": 64, "max_position_embeddings": 160, "pad_token_id": 0}
     torch.manual_seed(seed)
-    model = SpanDetector(bert, sense_head=sense)
+    model = SpanDetector(bert, sense_head=sense, sense_layers=sense_layers)
     save_file({k: v.to(torch.float16).contiguous() for k, v in model.state_dict().items()},
               str(folder / "model.safetensors"))
     config = ModelConfig(name="tiny-random", version="0.0.1", base_model="random", max_length=48, context_tokens=8,
                          calibration=(1.0, 0.0, 0.0, 0.5 if sense else 0.0), bert=bert, sense_head=sense,
+                         sense_layers=sense_layers,
                          settings=Settings(threshold=0.5, span_threshold=0.5, span_gate=0.0, span_score="fluency"))
     (folder / "config.json").write_text(json.dumps(config.to_dict()))
     write_manifest(folder)

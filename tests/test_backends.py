@@ -27,7 +27,8 @@ pytest.importorskip("onnx")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.export_onnx import export
 
-    folder = build_tiny_model(tmp_path_factory.mktemp("onnx") / "tiny", seed=3, sense=True)
+    folder = build_tiny_model(tmp_path_factory.mktemp("onnx") / "tiny", seed=3, sense=True,
+                              sense_layers=(1,))
     diffs = export(folder, int8=True)
     assert diffs["fp32"] < 1e-4
     return folder
@@ -123,3 +124,32 @@ def test_sense_config_round_trip_and_errors(exported: Path) -> None:
         ModelConfig.from_dict({**d, "passage_outputs": ["garbled", "any_major"]})
     with pytest.raises(ModelError, match="passage_outputs"):
         ModelConfig.from_dict({**d, "passage_outputs": ["garbled", "sense"]})
+
+
+@pytest.mark.parametrize("layers", [[0], [3], [1, 1], [2, 1], ["1"], [True]],
+                         ids=["zero", "past-last", "repeated", "unordered", "string", "bool"])
+def test_sense_layers_rejected(exported: Path, layers: list) -> None:
+    from detector.network import ModelConfig
+
+    d = json.loads((exported / "config.json").read_text())
+    assert d["sense_layers"] == [1]
+    with pytest.raises(ModelError, match="sense_layers"):
+        ModelConfig.from_dict({**d, "sense_layers": layers})
+
+
+def test_sense_layers_feed_only_the_sense_logit(exported: Path) -> None:
+    """The sense head reads the passage features plus layer 1's mean-pooled passage states: changing the weights on
+    those states moves the sense logit and nothing else."""
+    import torch
+
+    det = Detector.load(exported, backend="torch")
+    before = det.score_raw(TEXTS[:2])
+    head = det.network.sense_head
+    n_feats = head.in_features - det.config.bert["hidden_size"]
+    with torch.no_grad():
+        head.weight[0, n_feats:] += torch.linspace(-1.0, 1.0, head.in_features - n_feats)  # not constant: the
+        # pooled states are layer-normed, so a constant shift would cancel
+    after = det.score_raw(TEXTS[:2])
+    for a, b in zip(before, after):
+        assert np.allclose(a.passage_logits[:, :2], b.passage_logits[:, :2])
+        assert np.abs(a.passage_logits[:, 2] - b.passage_logits[:, 2]).max() > 1e-3

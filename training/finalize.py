@@ -240,6 +240,9 @@ VERSIONS = {
              " choice (calibration weights, flag threshold, span rule) made on all labelled validation sources at"
              " once, with at most 1% of each clean English source flagged or carrying a span; leave-one-source-out"
              " report; model.onnx for the default ONNX Runtime backend",
+    "1.6.0": "same encoder and heads; the sense head refitted on every MLQE-PE training output with DA as a soft"
+             " target (1 at DA <= 30, 0 at DA >= 70) and the MLQE-PE group weighted 3 against clean English and"
+             " news (training.sense_head --soft-da --mlqe-weight 3); choices as for 1.5.0",
 }
 
 
@@ -309,9 +312,16 @@ def sense_table(full: dict) -> str:
                      f"{_f(r['passage_spearman_hter'])} | {_f(r['sense_auroc_lowda_vs_clean_mt'])} / "
                      f"{_f(r['passage_auroc_lowda_vs_clean_mt'])} | {_f(r['sense_auroc_lowda_vs_clean_english'])} |")
     groups = ", ".join(f"{k} {v['n']} ({v['positives']} positive)" for k, v in sense["groups"].items())
+    acc = sense.get("acceptability")
+    extra = ("" if not acc else
+             f"\n\nAcceptability of the sense logit (`training.acceptability`): BLiMP pair accuracy "
+             f"{_f(acc['blimp_pair_accuracy_held_back'])} on {acc['blimp_pairs_held_back']} pairs of held-back "
+             f"paradigms ({_f(acc['blimp_pair_accuracy_fit_paradigms'])} on the others); CoLA AUROC unacceptable vs "
+             f"acceptable {_f(acc['cola_in_domain_dev_auroc'])} (in-domain dev), "
+             f"{_f(acc['cola_out_of_domain_dev_auroc'])} (out-of-domain dev). See docs/blimp.md for SmolLM2's.")
     return (f"Fitted by `{sense['command']}` on {groups}; evaluated on {sense['held_back_mlqe_records']} MLQE-PE "
             "training outputs from held-back Wikipedia articles (a fifth of each pair's articles, never fitted):\n\n"
-            + "\n".join(lines))
+            + "\n".join(lines) + extra)
 
 
 def model_card(cfg: dict, full: dict, train_cfg: dict) -> str:

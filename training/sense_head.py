@@ -4,7 +4,8 @@
         --out build/models/mtdetect-minilm-shape-sense
 
 The head is one logistic unit on the passage features the passage head reads (mean- and max-pooled encoder states
-of the passage, peak and mean token error probability; :mod:`training.features`). Targets (issue #11):
+of the passage, peak and mean token error probability; :mod:`training.features`) and, with ``--layers``, the
+mean-pooled passage states of those encoder layers (config ``sense_layers``). Targets (issue #11):
 
 - MLQE-PE training outputs rated as meaning lost (mean DA < 30) are positives; outputs with HTER 0 and DA >= 70 are
   negatives; the middle is left out. Wikipedia articles are split: a fixed fifth of each pair's articles
@@ -13,7 +14,11 @@ of the passage, peak and mean token error probability; :mod:`training.features`)
   that clean English stays below garbled MT;
 - WMT20/21 news and Bio-MQM training records (strict/broad positives, clean negatives).
 
-Each of the three groups weighs the same, and within a group the two classes weigh the same. Features are
+- optionally (``--cola-weight``) CoLA's training sentences, unacceptable = positive, as a fourth group, and
+  (``--blimp-weight``) BLiMP minimal pairs of the paradigms not held back, as a pairwise term: the unacceptable
+  sentence should score above the acceptable one (:mod:`training.acceptability`).
+
+Each group weighs the same (CoLA: times its weight), and within a group the two classes weigh the same. Features are
 standardised; the standardisation is folded into the head's weights. The encoder and the other heads are unchanged
 (same weights as the input model). The logit becomes the third passage output ("sense"); its weight in the passage
 probability (calibration ``d``) is chosen by :mod:`training.finalize` on every validation source.
@@ -37,9 +42,9 @@ from detector import Detector
 from detector.evaluation import auroc, jsonable, spearman
 from detector.network import write_manifest
 
-from .features import cached_features
+from .acceptability import blimp_pairs, cola_rows, held_paradigm
+from .features import cached_features, with_layers
 from .records import read_records
-from .search import fit_logistic
 
 MLQE_PAIRS = ("ro-en", "et-en", "ne-en", "si-en", "ru-en")
 CLEAN_SOURCES = ("abc", "brown", "gum", "sotu", "newstest_en", "wmt21_ref_a")
@@ -62,39 +67,73 @@ def mlqe_target(record: dict[str, Any]) -> int | None:
     return 1 if da < LOW_DA else (0 if hter == 0 and da >= HIGH_DA else None)
 
 
-def training_groups(train: list[dict[str, Any]], n_clean: int, n_news: int, seed: int) -> dict[str, list[tuple]]:
+def soft_target(record: dict[str, Any]) -> float:
+    """DA as a soft target: 1 at DA <= 30 (meaning lost), 0 at DA >= 70, linear in between."""
+    return float(np.clip((HIGH_DA - record["meta"]["da"]) / (HIGH_DA - LOW_DA), 0.0, 1.0))
+
+
+def training_groups(train: list[dict[str, Any]], n_clean: int, n_news: int, seed: int, soft_da: bool = False
+                    ) -> dict[str, list[tuple]]:
+    """The fitted groups: MLQE-PE (hard targets, or with ``soft_da`` every output with :func:`soft_target`),
+    clean English, news/Bio."""
     rnd = random.Random(seed)
-    mlqe = [(r, t) for r in train if r["source"] == "mlqe_pe" and not held_back(r)
-            for t in [mlqe_target(r)] if t is not None]
+    pool = [r for r in train if r["source"] == "mlqe_pe" and not held_back(r)]
+    mlqe = ([(r, soft_target(r)) for r in pool] if soft_da else
+            [(r, t) for r in pool for t in [mlqe_target(r)] if t is not None])
     clean = [r for r in train if r["source"] in CLEAN_SOURCES and r["label"] == "clean"]
     news = [r for r in train if r["source"] in ("wmt20_news", "wmt21_news", "bio_mqm") and r["label"] != "ambiguous"]
-    return {"mlqe": mlqe,
+    return {"mlqe_da" if soft_da else "mlqe": mlqe,
             "clean": [(r, 0) for r in rnd.sample(clean, min(n_clean, len(clean)))],
             "news": [(r, int(r["label"] != "clean")) for r in rnd.sample(news, min(n_news, len(news)))]}
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, group: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
-    """Logistic head on standardised features, classes and groups weighted equally; returned in raw-feature
-    terms (weights, bias)."""
+def fit_head(x: np.ndarray, y: np.ndarray, group: np.ndarray, l2: float, group_weight: dict[int, float] | None = None,
+             diffs: np.ndarray | None = None, pair_weight: float = 0.0) -> tuple[np.ndarray, float]:
+    """Logistic head on standardised features (L-BFGS), classes and groups weighted equally (times
+    ``group_weight``), plus ``pair_weight`` times the mean log loss of ``diffs`` rows (bad minus good features)
+    scoring above 0; returned in raw-feature terms (weights, bias)."""
+    import torch
+
     w = np.zeros(len(y))
     for g in np.unique(group):
-        for c in (0, 1):
-            m = (group == g) & (y == c)
-            if m.any():
-                w[m] = 1.0 / m.sum()
+        gw = (group_weight or {}).get(int(g), 1.0)
+        if np.isin(y[group == g], (0, 1)).all():
+            for c in (0, 1):
+                m = (group == g) & (y == c)
+                if m.any():
+                    w[m] = gw / m.sum()
+        else:  # soft targets: every record the same, the group as heavy as a two-class one
+            w[group == g] = 2 * gw / (group == g).sum()
     mu, sd = x.mean(0), x.std(0) + 1e-6
-    coef, bias = fit_logistic((x - mu) / sd, y.astype(np.float64), w, l2=l2)
-    weights = coef / sd
-    return weights, float(bias - np.dot(weights, mu))
+    xt = torch.from_numpy((x - mu) / sd).double()
+    yt, wt = torch.from_numpy(y.astype(np.float64)), torch.from_numpy(w / w.sum())
+    dt = torch.from_numpy(diffs / sd).double() if diffs is not None and pair_weight > 0 else None
+    coef = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([coef, bias], lr=1, max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        z = xt @ coef + bias
+        loss = (wt * torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none")).sum()
+        if dt is not None:
+            loss = loss + pair_weight * torch.nn.functional.softplus(-(dt @ coef)).mean()
+        loss = loss + l2 * (coef**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    weights = coef.detach().numpy() / sd
+    return weights, float(bias.item() - np.dot(weights, mu))
 
 
-def mlqe_report(det: Detector, rows: list[dict[str, Any]], weights: np.ndarray, bias: float,
-                clean_sense: np.ndarray, cache: Path) -> dict[str, Any]:
-    """Per pair on held-back articles: Spearman of the sense logit (and of the 1.x passage score) with DA and with
-    HTER, AUROC of meaning-lost vs clean MT, and AUROC of meaning-lost MT vs clean English."""
-    feats, logits = cached_features(det, [r["text"] for r in rows], cache)
-    sense = feats @ weights + bias
-    a, _, c, _ = det.config.calibration
+def mlqe_report(rows: list[dict[str, Any]], sense: np.ndarray, logits: np.ndarray,
+                calibration: tuple[float, ...], clean_sense: np.ndarray) -> dict[str, Any]:
+    """Per pair on held-back articles: Spearman of the sense logit (and of the input model's garbled/any_major
+    passage score) with DA and with HTER, AUROC of meaning-lost vs clean MT, and of meaning-lost MT vs clean
+    English."""
+    a, _, c, _ = calibration
     old = a * logits[:, 0] + c * logits[:, 1]
     out: dict[str, Any] = {}
     for pair in MLQE_PAIRS:
@@ -116,7 +155,21 @@ def mlqe_report(det: Detector, rows: list[dict[str, Any]], weights: np.ndarray, 
     return out
 
 
-def write_model(src: Path, out: Path, weights: np.ndarray, bias: float, version: str) -> None:
+def acceptability_report(bad: np.ndarray, good: np.ndarray, uids: list[str], cola: np.ndarray,
+                         cola_rows_: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sense-logit pair accuracy on BLiMP (held-back and fitted paradigms apart) and AUROC of unacceptable vs
+    acceptable on CoLA's two dev sets."""
+    held = np.array([held_paradigm(u) for u in uids])
+    out: dict[str, Any] = {"blimp_pairs_held_back": int(held.sum()),
+                           "blimp_pair_accuracy_held_back": float(np.mean(bad[held] > good[held])),
+                           "blimp_pair_accuracy_fit_paradigms": float(np.mean(bad[~held] > good[~held]))}
+    for split in ("in_domain_dev", "out_of_domain_dev"):
+        idx = [i for i, r in enumerate(cola_rows_) if r["split"] == split]
+        out[f"cola_{split}_auroc"] = auroc([float(cola[i]) for i in idx], [1 - cola_rows_[i]["label"] for i in idx])
+    return out
+
+
+def write_model(src: Path, out: Path, weights: np.ndarray, bias: float, version: str, layers: list[int]) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -133,7 +186,7 @@ def write_model(src: Path, out: Path, weights: np.ndarray, bias: float, version:
     for f in ("model.onnx", "model.int8.onnx"):
         (out / f).unlink(missing_ok=True)  # graphs of the input model: re-export
     cfg = ModelConfig.from_dict(json.loads((src / "config.json").read_text(encoding="utf-8")))
-    cfg = cfg.replace(sense_head=True, version=version)
+    cfg = cfg.replace(sense_head=True, sense_layers=layers, version=version)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n", encoding="utf-8")
     write_manifest(out)
 
@@ -143,39 +196,76 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--cache", type=Path, default=Path("build/sense_features"))
+    ap.add_argument("--cache", type=Path, default=Path("build/layer_features"))
+    ap.add_argument("--layers", default="", help="encoder layers whose pooled states the head reads, e.g. 2,3")
     ap.add_argument("--n-clean", type=int, default=12000)
     ap.add_argument("--n-news", type=int, default=9000)
+    ap.add_argument("--cola-weight", type=float, default=0.0, help="CoLA training sentences as a group (0: off)")
+    ap.add_argument("--blimp-weight", type=float, default=0.0, help="BLiMP pairwise term (0: off)")
+    ap.add_argument("--blimp-per-paradigm", type=int, default=100)
+    ap.add_argument("--mlqe-weight", type=float, default=1.0, help="weight of the MLQE-PE group (others: 1)")
+    ap.add_argument("--soft-da", action="store_true", help="every MLQE-PE output, DA as a soft target")
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--version", default="1.5.0-rc")
+    ap.add_argument("--version", default="1.6.0-rc")
+    ap.add_argument("--dry-run", action="store_true", help="fit and report; write no model folder")
     a = ap.parse_args(argv)
     t0 = time.time()
+    layers = [int(x) for x in a.layers.split(",") if x.strip()]
     det = Detector.load(a.model, language_id=False, backend="torch", threads=2)
+
+    def design(name: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        f, lg, m = cached_features(det, texts, a.cache / f"{name}.npz")
+        return with_layers(f, m, layers), lg
+
     train = read_records(a.corpus / "train.jsonl")
-    groups = training_groups(train, a.n_clean, a.n_news, a.seed)
+    held = [r for r in train if r["source"] == "mlqe_pe" and held_back(r)]
+    groups = training_groups(train, a.n_clean, a.n_news, a.seed, a.soft_da)
     xs, ys, gs = [], [], []
     for gi, (name, items) in enumerate(groups.items()):
         log(f"{name}: {len(items)} records ({sum(t for _, t in items)} positive)")
-        f, _ = cached_features(det, [r["text"] for r, _ in items], a.cache / f"train_{name}.npz")
-        xs.append(f)
-        ys.append(np.array([t for _, t in items]))
+        xs.append(design(f"train_{name}", [r["text"] for r, _ in items])[0])
+        ys.append(np.array([t for _, t in items], dtype=np.float64))
         gs.append(np.full(len(items), gi))
-    weights, bias = fit_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), a.l2)
-    held = [r for r in train if r["source"] == "mlqe_pe" and held_back(r)]
+    cola = cola_rows()
+    x_cola, _ = design("cola", [r["text"] for r in cola])
+    weight = {0: a.mlqe_weight}  # group 0: MLQE-PE
+    if a.cola_weight > 0:
+        fit_cola = np.array([r["split"] == "in_domain_train" for r in cola])
+        xs.append(x_cola[fit_cola])
+        ys.append(np.array([1 - r["label"] for r in cola])[fit_cola])
+        gs.append(np.full(int(fit_cola.sum()), len(groups)))
+        weight[len(groups)] = a.cola_weight
+    pairs = blimp_pairs(a.blimp_per_paradigm, a.seed)
+    uids = [p["UID"] for p in pairs]
+    x_good, _ = design("blimp_good", [p["sentence_good"] for p in pairs])
+    x_bad, _ = design("blimp_bad", [p["sentence_bad"] for p in pairs])
+    fit_pairs = np.array([not held_paradigm(u) for u in uids])
+    weights, bias = fit_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), a.l2, weight,
+                             x_bad[fit_pairs] - x_good[fit_pairs], a.blimp_weight)
     with open(a.corpus / "val_mlqe_doc.jsonl", "w", encoding="utf-8") as fh:
         for r in held:
             fh.write(json.dumps({**r, "split": "val_mlqe_doc"}, ensure_ascii=False) + "\n")
     clean_val = read_records(a.corpus / "val_clean.jsonl")
-    cf, _ = cached_features(det, [r["text"] for r in clean_val], a.cache / "val_clean.npz")
-    report = mlqe_report(det, held, weights, bias, cf @ weights + bias, a.cache / "val_mlqe_doc.npz")
+    x_clean, _ = design("val_clean", [r["text"] for r in clean_val])
+    x_held, lg_held = design("val_mlqe_doc", [r["text"] for r in held])
+    report = mlqe_report(held, x_held @ weights + bias, lg_held, det.config.calibration, x_clean @ weights + bias)
+    acc = acceptability_report(x_bad @ weights + bias, x_good @ weights + bias, uids, x_cola @ weights + bias, cola)
     for pair, row in report.items():
         log(f"{pair}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-    write_model(a.model, a.out, weights, bias, a.version)
+    log(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in acc.items()))
     summary = {"command": " ".join(["python -m training.sense_head", *(argv or sys.argv[1:])]),
-               "groups": {k: {"n": len(v), "positives": sum(t for _, t in v)} for k, v in groups.items()},
+               "groups": {k: {"n": len(v), "positives": round(sum(t for _, t in v), 1)} for k, v in groups.items()},
+               "layers": layers, "soft_da": a.soft_da, "mlqe_weight": a.mlqe_weight, "cola_weight": a.cola_weight, "blimp_weight": a.blimp_weight,
                "l2": a.l2, "seed": a.seed, "held_back_mlqe_records": len(held), "mlqe_held_back": report,
-               "seconds": round(time.time() - t0)}
+               "acceptability": acc, "seconds": round(time.time() - t0)}
+    print(json.dumps(jsonable({k: summary[k] for k in ("layers", "cola_weight", "blimp_weight", "l2")}
+                              | {f"rho_{p[:2]}": report[p]["sense_spearman_da"] for p in MLQE_PAIRS}
+                              | {f"auc_{p[:2]}": report[p]["sense_auroc_lowda_vs_clean_english"] for p in MLQE_PAIRS}
+                              | acc)), flush=True)
+    if a.dry_run:
+        return 0
+    write_model(a.model, a.out, weights, bias, a.version, layers)
     (a.out / "sense_head.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n", encoding="utf-8")
     write_manifest(a.out)
     log(f"wrote {a.out} in {time.time() - t0:.0f} s")

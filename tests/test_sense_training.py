@@ -1,0 +1,79 @@
+"""The sense head's training side: features equal to the runtime's, the head fit, CoLA/BLiMP readers and the BLiMP
+benchmark's pair accuracy. Nothing here trains a network: tiny random models and synthetic features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("yaml")  # training extras
+
+from detector import Detector  # noqa: E402
+
+from .conftest import SHARED, build_tiny_model  # noqa: E402
+
+TEXTS = ["Short one.", "It rained all day", "We agree, they said."]  # one window each (the tiny model's windows
+# are character-level and at most 48 tokens)
+
+
+@pytest.mark.parametrize("layers", [(), (1,), (1, 2)], ids=["features-only", "layer-1", "layers-1-2"])
+def test_training_features_give_the_runtime_sense_logit(tmp_path: Path, layers: tuple[int, ...]) -> None:
+    """What training.sense_head fits on (features.record_features + with_layers) is what the network's sense head
+    reads at run time: the head applied to it gives the passage's sense logit."""
+    from training.features import record_features, with_layers
+
+    det = Detector.load(build_tiny_model(tmp_path / "m", seed=5, sense=True, sense_layers=layers), backend="torch")
+    feats, logits, means = record_features(det, TEXTS)
+    assert means.shape == (len(TEXTS), 2, det.config.bert["hidden_size"])
+    x = with_layers(feats, means, layers)
+    head = det.network.sense_head
+    assert x.shape[1] == head.in_features
+    sense = x @ head.weight.detach().numpy()[0] + float(head.bias)
+    runtime = [float(np.max(r.passage_logits[:, 2])) for r in det.score_raw(TEXTS)]
+    assert sense == pytest.approx(logits[:, 2], abs=2e-2)  # layer means are stored in float16
+    assert logits[:, 2] == pytest.approx(runtime, abs=1e-4)  # one passage each: its only window
+
+
+def test_fit_head_soft_targets_groups_and_pairs() -> None:
+    from training.sense_head import fit_head, soft_target
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 4))
+    hard = (x[:, 0] > 0).astype(float)
+    soft = 1 / (1 + np.exp(-2 * x[:, 1]))  # a second group with soft targets on another feature
+    y = np.concatenate([hard[:300], soft[300:]])
+    group = np.repeat([0, 1], 300)
+    w, b = fit_head(x, y, group, l2=1e-3)
+    assert w[0] > 1 and w[1] > 0.5 and abs(w[2]) < 0.3
+    # a pairwise term on feature 3 (bad minus good rows) turns its weight positive
+    diffs = np.abs(rng.normal(size=(200, 4))) * np.array([0, 0, 0, 1.0])
+    w2, _ = fit_head(x, y, group, l2=1e-3, diffs=diffs, pair_weight=5.0)
+    assert w2[3] > 0.5 > abs(w[3])
+    assert [soft_target({"meta": {"da": d}}) for d in (10, 30, 50, 70, 95)] == [1.0, 1.0, 0.5, 0.0, 0.0]
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "acceptability").is_dir(), reason="needs ../shared/data/acceptability")
+def test_acceptability_readers_and_fixed_blimp_holdout() -> None:
+    from training.acceptability import blimp_pairs, cola_rows, held_paradigm
+
+    pairs = blimp_pairs(2)
+    uids = sorted({p["UID"] for p in pairs})
+    assert len(pairs) == 2 * 67 and len(uids) == 67
+    assert blimp_pairs(2) == pairs  # fixed sample
+    held = [u for u in uids if held_paradigm(u)]
+    assert 15 <= len(held) <= 30
+    assert all(p["sentence_good"] != p["sentence_bad"] for p in pairs)
+    cola = cola_rows()
+    assert {r["split"] for r in cola} == {"in_domain_train", "in_domain_dev", "out_of_domain_dev"}
+    assert {r["label"] for r in cola} == {0, 1} and all(r["text"].strip() for r in cola)
+
+
+@pytest.mark.parametrize("bad,good,expected", [([2, 1], [1, 2], 0.5), ([1, 1], [1, 0], 0.75), ([], [], None)],
+                         ids=["one-each", "tie-half", "empty"])
+def test_blimp_pair_accuracy(bad: list[float], good: list[float], expected: float | None) -> None:
+    from benchmarks.blimp import pair_accuracy
+
+    got = pair_accuracy(bad, good)
+    assert (expected is None and got != got) or got == expected
