@@ -30,7 +30,7 @@ def test_training_features_give_the_runtime_sense_logit(tmp_path: Path, layers: 
     x = with_layers(feats, means, layers)
     head = det.network.sense_head
     assert x.shape[1] == head.in_features
-    sense = x @ head.weight.detach().numpy()[0] + float(head.bias)
+    sense = x @ head.weight.detach().numpy()[0] + float(head.bias.detach()[0])
     runtime = [float(np.max(r.passage_logits[:, 2])) for r in det.score_raw(TEXTS)]
     assert sense == pytest.approx(logits[:, 2], abs=2e-2)  # layer means are stored in float16
     assert logits[:, 2] == pytest.approx(runtime, abs=1e-4)  # one passage each: its only window
