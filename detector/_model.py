@@ -11,6 +11,13 @@ from ._text import N_SHAPES
 from ._types import PASSAGE_OUTPUTS, TOKEN_LABELS
 
 
+def passage_mean(states: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean of ``states`` (B, T, H) over the passage tokens (``target`` (B, T) nonzero); zeros for a window without
+    any. The one pooling rule of the passage head, the sense head's layer states and training's features."""
+    tmask = target.unsqueeze(-1).to(states.dtype)
+    return (states * tmask).sum(1) / tmask.sum(1).clamp(min=1.0)
+
+
 class SpanDetector(nn.Module):
     """Encoder (BERT or DistilBERT) + shape embeddings (case, spacing, sentence-boundary context) + two heads."""
 
@@ -52,7 +59,7 @@ class SpanDetector(nn.Module):
         tok = self.token_head(hidden)
         tmask = target.unsqueeze(-1).to(hidden.dtype)
         denom = tmask.sum(1).clamp(min=1.0)
-        mean = (hidden * tmask).sum(1) / denom
+        mean = passage_mean(hidden, target)
         mx = hidden.masked_fill(tmask == 0, -1e4).max(1).values
         flu = torch.softmax(tok, -1)[..., 1].masked_fill(target == 0, 0.0)
         peak = flu.max(1).values.unsqueeze(-1)
@@ -60,6 +67,6 @@ class SpanDetector(nn.Module):
         feats = torch.cat([mean, mx, peak, avg], -1)
         passage = self.passage_head(feats)
         if self.sense_head is not None:
-            pooled = [(out.hidden_states[k] * tmask).sum(1) / denom for k in self.sense_layers]
+            pooled = [passage_mean(out.hidden_states[k], target) for k in self.sense_layers]
             passage = torch.cat([passage, self.sense_head(torch.cat([feats, *pooled], -1))], -1)
         return tok, passage

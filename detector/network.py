@@ -6,7 +6,7 @@ package (training, ablations, tests) builds the same windows, batches and config
 
 from ._backend import ONNX_FILES, ONNX_INPUTS, ONNX_OUTPUTS
 from ._collate import WindowLike, collate
-from ._model import SpanDetector
+from ._model import SpanDetector, passage_mean
 from ._modelfiles import MANIFEST, ModelConfig, sha256_file, write_manifest
 from ._text import N_SHAPES, Piece, Tokenized, Window, build_windows, split_passages, token_shape, tokenize_passages
 
@@ -24,6 +24,7 @@ __all__ = [
     "WindowLike",
     "build_windows",
     "collate",
+    "passage_mean",
     "sha256_file",
     "split_passages",
     "token_shape",

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from detector import Detector
-from detector.network import Window, build_windows, collate, split_passages, tokenize_passages
+from detector.network import Window, build_windows, collate, passage_mean, split_passages, tokenize_passages
 
 
 def text_windows(det: Detector, texts: Sequence[str]) -> list[tuple[int, Window]]:
@@ -58,8 +58,7 @@ def record_features(det: Detector, texts: Sequence[str], batch_size: int = 64
                 captured.clear()
                 states.clear()
                 _, pas = net(x["ids"], x["shapes"], x["mask"], x["target"])
-                tm = x["target"].unsqueeze(-1).float()
-                pooled = torch.stack([(s * tm).sum(1) / tm.sum(1).clamp(min=1.0) for s in states], 1).numpy()
+                pooled = torch.stack([passage_mean(s, x["target"]) for s in states], 1).numpy()
                 f = captured[0].numpy()
                 p = pas.float().numpy()
                 if logits is None:

@@ -450,6 +450,7 @@ def quick_eval(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, news: l
 
     from .search import choose_thresholds, predictions, score_set
 
+    was_training = model.training  # detector_for puts the network in eval mode; the caller's mode is restored
     det = detector_for(model, tok, cfg, bert_cfg)
     sn = score_set(det, news)
     th = choose_thresholds(det, sn, score_set(det, clean))
@@ -457,7 +458,7 @@ def quick_eval(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, news: l
                                span_gate=th["span_gate"])
     m = evaluate(sn.records, predictions(chosen, sn))
     m.update({k: v for k, v in th.items() if isinstance(v, int | float)})
-    model.train()
+    model.train(was_training)
     return {k: float(v) for k, v in m.items() if isinstance(v, int | float)}
 
 
