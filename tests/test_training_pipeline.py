@@ -212,3 +212,85 @@ def test_benchmark_helpers() -> None:
              Scored(EvalRecord("c d", "clean"), Prediction(0.1, False))]
     m = evaluated(items, bootstrap=0)
     assert m["auroc_strict"] == 1.0 and m["span_f1"] == 1.0
+
+
+def _mlqe(da: float, hter: float, label: str) -> dict:
+    return {"id": f"m{da}", "text": "The river is not calm as a teacher and as a colourful river.", "label": label,
+            "source": "mlqe_pe", "doc_id": f"m{da}", "seg": 0, "system": "mt", "synthetic": False,
+            "spans": [{"start": 4, "end": 9, "severity": "unknown", "category": "other"}] if hter else [],
+            "meta": {"pair": "si-en", "article": "a", "da": da, "hter": hter}}
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    pytest.param(_mlqe(12.0, 0.8, "broad"), 1.0, id="mlqe-meaning-lost"),
+    pytest.param(_mlqe(50.0, 0.3, "ambiguous"), 0.5, id="mlqe-middle-soft"),
+    pytest.param(_mlqe(90.0, 0.0, "clean"), 0.0, id="mlqe-fluent"),
+    pytest.param(_records(1, 5, clean_only=True)[0], 0.0, id="clean-english"),
+    pytest.param({**_records(8, 6)[4], "label": "strict"}, 1.0, id="mt-strict"),
+    pytest.param({**_records(1, 7)[0], "label": "ambiguous"}, math.nan, id="mt-ambiguous-ignored"),
+    pytest.param({**_records(1, 8)[0], "synthetic": True}, math.nan, id="synthetic-ignored"),
+])
+def test_sense_target(record: dict, expected: float) -> None:
+    from training.train import sense_target
+
+    got = sense_target(record)
+    assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
+
+
+def test_rated_mlqe_outputs_train_only_the_sense_output(tiny_detector: Detector) -> None:
+    """A DA-rated MLQE-PE output that is not clean: no token targets (weight 0), no garbled/any-major target,
+    its DA as the sense target; a clean MLQE-PE output keeps its usual targets."""
+    from training.train import ExampleBuilder, collate_examples
+
+    cfg = {"max_length": 48, "context_tokens": 8, "sense_head": True}
+    b = ExampleBuilder(tiny_detector.tokenizer, cfg)
+    rng = random.Random(0)
+    rated = b.build([_mlqe(12.0, 0.8, "broad")], 0, rng)
+    fluent = b.build([_mlqe(90.0, 0.0, "clean")], 0, rng)
+    assert rated is not None and fluent is not None
+    assert math.isnan(rated.y[0]) and math.isnan(rated.y[1]) and rated.y[2] == 1.0
+    assert fluent.y == (0.0, 0.0, 0.0)
+    t = collate_examples([rated, fluent])
+    assert float(t["tw"][0].sum()) == 0.0 and float(t["tw"][1].sum()) > 0.0
+    assert b.__class__(tiny_detector.tokenizer, {**cfg, "sense_head": False}).build(
+        [_mlqe(90.0, 0.0, "clean")], 0, rng).y == (0.0, 0.0)
+
+
+def test_batch_loss_trains_the_sense_output(tmp_path: Path) -> None:
+    """With three targets the sense logit gets a gradient; with two (sense targets off) it gets none."""
+    import torch
+
+    from training.train import ExampleBuilder, batch_loss, collate_examples
+
+    from .conftest import build_tiny_model
+
+    det = Detector.load(build_tiny_model(tmp_path / "m", sense=True), language_id=False, backend="torch")
+    net = det.network
+    net.train()
+    recs = [_mlqe(12.0, 0.8, "broad"), _mlqe(90.0, 0.0, "clean"), *_records(4, 9)]
+    for sense, expect_grad in ((True, True), (False, False)):
+        b = ExampleBuilder(det.tokenizer, {"max_length": 48, "context_tokens": 8, "sense_head": sense})
+        ex = [e for r in recs for e in [b.build([r], 0, random.Random(1))] if e is not None]
+        net.zero_grad()
+        loss, pas = batch_loss(net, collate_examples(ex), {}, torch.tensor([1.0, 2.0, 1.0]))
+        loss.backward()
+        assert torch.isfinite(loss) and pas.shape == (len(ex), 3 if sense else 2)
+        g = net.sense_head.weight.grad
+        assert (g is not None and float(g.abs().sum()) > 0) == expect_grad
+
+
+@pytest.mark.parametrize(("sense", "expected"), [
+    pytest.param(None, ["python -m training.finalize --model build/models/run --out models --name m --version 2.0"],
+                 id="no-sense-head"),
+    pytest.param({"command": "python -m training.sense_head --model build/models/run --out build/x --keep-head"},
+                 ["python -m training.sense_head --model build/models/run --out build/x --keep-head",
+                  "python -m training.finalize --model build/x --out models --name m --version 2.0"],
+                 id="sense-head-step-recorded"),
+])
+def test_model_card_commands_are_the_ones_run(sense: dict | None, expected: list[str]) -> None:
+    """The card's commands between training and export: the recorded sense-head command and a finalize of its
+    output, under the shipped name and version."""
+    from training.finalize import finalize_commands
+
+    got = finalize_commands({"name": "m", "version": "2.0"}, {"sense_head": sense}, {"name": "run"})
+    assert got.splitlines() == expected

@@ -164,7 +164,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
              max_flag: float = 0.02, max_span: float = 0.01, gate_spans: bool = True,
              require_seed: bool = True, version: str | None = None,
              span_scores: Sequence[str] = ("fluency", "error"), bootstrap: int = 200, loso: bool = True,
-             clean_rule: str = "pooled", max_sense_weight: float = math.inf) -> Path:
+             clean_rule: str = "pooled", max_sense_weight: float = math.inf, name: str | None = None) -> Path:
     det = Detector.load(model_dir, backend="torch")
     t0 = time.time()
     sets = scored_sets(det, corpus, limit)
@@ -190,7 +190,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     # write the model folder
     config = final.config.replace(settings=final.settings,
                                   calibration=(round(a, 6), round(b, 6), round(c, 6), round(d_, 6)),
-                                  **({"version": version} if version else {}))
+                                  **({"version": version} if version else {}), **({"name": name} if name else {}))
     cfg = config.to_dict()
     out = out_root / cfg["name"]
     staging = out_root / f".{cfg['name']}.tmp"
@@ -319,9 +319,24 @@ def sense_table(full: dict) -> str:
              f"paradigms ({_f(acc['blimp_pair_accuracy_fit_paradigms'])} on the others); CoLA AUROC unacceptable vs "
              f"acceptable {_f(acc['cola_in_domain_dev_auroc'])} (in-domain dev), "
              f"{_f(acc['cola_out_of_domain_dev_auroc'])} (out-of-domain dev). See docs/blimp.md for SmolLM2's.")
-    return (f"Fitted by `{sense['command']}` on {groups}; evaluated on {sense['held_back_mlqe_records']} MLQE-PE "
-            "training outputs from held-back Wikipedia articles (a fifth of each pair's articles, never fitted):\n\n"
+    how = (f"Trained with the encoder (`training.train`, config `sense_head: true`, `mlqe_da: true`: the MLQE-PE "
+           f"outputs of the other articles, DA as a soft target), kept as trained and reported by `{sense['command']}`"
+           if sense.get("kept_head") else f"Fitted by `{sense['command']}` on {groups}")
+    return (f"{how}; evaluated on {sense['held_back_mlqe_records']} MLQE-PE training outputs from held-back "
+            "Wikipedia articles (a fifth of each pair's articles, never trained or fitted on):\n\n"
             + "\n".join(lines) + extra)
+
+
+def finalize_commands(cfg: dict, full: dict, train_cfg: dict) -> str:
+    """The commands between training and export: the sense head's (as recorded) and finalize's."""
+    trained = f"build/models/{train_cfg.get('name', cfg['name'])}"
+    sense = full.get("sense_head")
+    if not sense:
+        return f"python -m training.finalize --model {trained} --out models --name {cfg['name']} --version {cfg['version']}"
+    words = sense["command"].split()
+    src = words[words.index("--out") + 1] if "--out" in words else trained
+    return (f"{sense['command']}\n"
+            f"python -m training.finalize --model {src} --out models --name {cfg['name']} --version {cfg['version']}")
 
 
 def model_card(cfg: dict, full: dict, train_cfg: dict) -> str:
@@ -391,7 +406,7 @@ Leave one source out: the same choices made without the source, measured on it.
 ```bash
 python -m training.build_corpus --data ../shared/data --out build/corpus
 python -m training.train --config training/configs/{train_cfg.get('config_file', 'minilm_shape.yaml')} --out build/models
-{"python -m training.sense_head --model build/models/" + cfg['name'] + " --out build/models/" + cfg['name'] + "-sense" + chr(10) if full.get('sense_head') else ""}python -m training.finalize --model build/models/{cfg['name']}{"-sense" if full.get('sense_head') else ""} --out models --version {cfg['version']}
+{finalize_commands(cfg, full, train_cfg)}
 python -m training.export_onnx --model models/{cfg['name']}
 ```
 
@@ -485,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-seed-constraint", action="store_true",
                     help="do not require the seed article's gold rule when choosing the span settings")
     ap.add_argument("--version", help="model version to write (default: the training config's)")
+    ap.add_argument("--name", help="model name to write, and the folder's name under --out (default: the training "
+                                   "config's)")
     ap.add_argument("--span-scores", default="fluency,error",
                     help="token values to cut spans from, tried in turn: fluency = P(fluency), error = 1 - P(ok)")
     ap.add_argument("--limit", type=int, default=0, help="score at most N records per set (smoke runs)")
@@ -500,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     finalize(args.model, args.corpus, args.out, args.examples, args.limit,
              args.max_clean_flag_rate, args.max_clean_span_rate, not args.no_span_gate, not args.no_seed_constraint,
              args.version, tuple(args.span_scores.split(",")), args.bootstrap, not args.no_loso,
-             args.clean_rule, args.max_sense_weight)
+             args.clean_rule, args.max_sense_weight, args.name)
     return 0
 
 

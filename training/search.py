@@ -168,7 +168,7 @@ def predictions(det: Detector, s: ScoredSet) -> list[Prediction]:
 # ------------------------------------------------------------------------------------------ choices on every source
 
 RATIO_C = (0.0, 0.05, 0.1, 0.2, 0.4)  # weight of any_major relative to garbled
-RATIO_D = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0)  # weight of sense relative to garbled
+RATIO_D = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)  # weight of sense relative to garbled
 
 
 def record_z(det: Detector, s: ScoredSet, rc: float, rd: float) -> np.ndarray:

@@ -207,12 +207,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soft-da", action="store_true", help="every MLQE-PE output, DA as a soft target")
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--version", default="1.6.0-rc")
+    ap.add_argument("--version", help="version to write (default: the input's with --keep-head, else 'rc')")
     ap.add_argument("--dry-run", action="store_true", help="fit and report; write no model folder")
+    ap.add_argument("--keep-head", action="store_true",
+                    help="fit nothing: report the input model's own sense head (e.g. one trained with the encoder) "
+                         "and write its folder with the report (sense_head.json)")
     a = ap.parse_args(argv)
     t0 = time.time()
     layers = [int(x) for x in a.layers.split(",") if x.strip()]
     det = Detector.load(a.model, language_id=False, backend="torch", threads=2)
+    if a.keep_head:
+        if det.network.sense_head is None:
+            print(f"error: {a.model} has no sense head to keep", file=sys.stderr)
+            return 2
+        layers = list(det.config.sense_layers)
 
     def design(name: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         f, lg, m = cached_features(det, texts, a.cache / f"{name}.npz")
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     held = [r for r in train if r["source"] == "mlqe_pe" and held_back(r)]
     groups = training_groups(train, a.n_clean, a.n_news, a.seed, a.soft_da)
     xs, ys, gs = [], [], []
-    for gi, (name, items) in enumerate(groups.items()):
+    for gi, (name, items) in enumerate([] if a.keep_head else groups.items()):
         log(f"{name}: {len(items)} records ({sum(t for _, t in items)} positive)")
         xs.append(design(f"train_{name}", [r["text"] for r, _ in items])[0])
         ys.append(np.array([t for _, t in items], dtype=np.float64))
@@ -230,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     cola = cola_rows()
     x_cola, _ = design("cola", [r["text"] for r in cola])
     weight = {0: a.mlqe_weight}  # group 0: MLQE-PE
-    if a.cola_weight > 0:
+    if a.cola_weight > 0 and not a.keep_head:
         fit_cola = np.array([r["split"] == "in_domain_train" for r in cola])
         xs.append(x_cola[fit_cola])
         ys.append(np.array([1 - r["label"] for r in cola])[fit_cola])
@@ -241,8 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     x_good, _ = design("blimp_good", [p["sentence_good"] for p in pairs])
     x_bad, _ = design("blimp_bad", [p["sentence_bad"] for p in pairs])
     fit_pairs = np.array([not held_paradigm(u) for u in uids])
-    weights, bias = fit_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), a.l2, weight,
-                             x_bad[fit_pairs] - x_good[fit_pairs], a.blimp_weight)
+    if a.keep_head:
+        head = det.network.sense_head
+        weights = head.weight.detach().double().numpy().ravel()
+        bias = float(head.bias.detach().double().item())
+    else:
+        weights, bias = fit_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), a.l2, weight,
+                                 x_bad[fit_pairs] - x_good[fit_pairs], a.blimp_weight)
     with open(a.corpus / "val_mlqe_doc.jsonl", "w", encoding="utf-8") as fh:
         for r in held:
             fh.write(json.dumps({**r, "split": "val_mlqe_doc"}, ensure_ascii=False) + "\n")
@@ -255,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{pair}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
     log(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in acc.items()))
     summary = {"command": " ".join(["python -m training.sense_head", *(argv or sys.argv[1:])]),
-               "groups": {k: {"n": len(v), "positives": round(sum(t for _, t in v), 1)} for k, v in groups.items()},
+               "groups": {} if a.keep_head else
+               {k: {"n": len(v), "positives": round(sum(t for _, t in v), 1)} for k, v in groups.items()},
+               "kept_head": a.keep_head,
                "layers": layers, "soft_da": a.soft_da, "mlqe_weight": a.mlqe_weight, "cola_weight": a.cola_weight, "blimp_weight": a.blimp_weight,
                "l2": a.l2, "seed": a.seed, "held_back_mlqe_records": len(held), "mlqe_held_back": report,
                "acceptability": acc, "seconds": round(time.time() - t0)}
@@ -265,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                               | acc)), flush=True)
     if a.dry_run:
         return 0
-    write_model(a.model, a.out, weights, bias, a.version, layers)
+    write_model(a.model, a.out, weights, bias, a.version or (det.config.version if a.keep_head else "rc"), layers)
     (a.out / "sense_head.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n", encoding="utf-8")
     write_manifest(a.out)
     log(f"wrote {a.out} in {time.time() - t0:.0f} s")

