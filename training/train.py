@@ -113,7 +113,7 @@ class ExampleBuilder:
             for s in r["spans"]:
                 spans.append({**s, "start": s["start"] + off, "end": s["end"] + off, "_rlen": len(r["text"])})
         rec = group[idx]
-        rated_only = rec["source"] == "mlqe_pe" and rec["label"] != "clean"  # DA-rated, tags not used
+        rated_only = rec.get("source") == "mlqe_pe" and rec["label"] != "clean"  # DA-rated, tags not used
         r0, r1, rlen = bounds[idx - lo]
         pieces = split_passages(text)
         toks = tokenize_passages(self.tok, text, pieces)
@@ -166,7 +166,7 @@ def sense_target(record: dict) -> float:
     and ambiguous records are ignored (NaN)."""
     from .sense_head import soft_target
 
-    if record["source"] == "mlqe_pe":
+    if record.get("source") == "mlqe_pe":
         return soft_target(record)
     if record.get("synthetic") or record["label"] == "ambiguous":
         return math.nan
