@@ -35,6 +35,7 @@ from detector.network import (
 )
 
 from .records import read_records
+from .sense_head import held_back, soft_target
 
 IGNORE_W = 0
 WEIGHTS = (0.0, 0.3, 1.0)  # weight buckets for token labels; code = cls + 3 * bucket
@@ -164,8 +165,6 @@ def sense_target(record: dict) -> float:
     """Target of the sense output (the groups of :mod:`training.sense_head`): MLQE-PE outputs by their DA (1 at
     DA <= 30, 0 at DA >= 70), clean human English 0, WMT/Bio-MQM MT with a major error 1 and clean MT 0; synthetic
     and ambiguous records are ignored (NaN)."""
-    from .sense_head import soft_target
-
     if record.get("source") == "mlqe_pe":
         return soft_target(record)
     if record.get("synthetic") or record["label"] == "ambiguous":
@@ -179,8 +178,6 @@ def read_train_records(corpus: Path, mlqe_da: bool = False) -> list[dict]:
     (:func:`training.sense_head.held_back`)."""
     train = read_records(corpus / "train.jsonl") + read_records(corpus / "synth_train.jsonl")
     if mlqe_da:
-        from .sense_head import held_back
-
         return [r for r in train if not (r["source"] == "mlqe_pe" and held_back(r))]
     # post-edit tags mix accuracy and preference edits: only fluent MLQE outputs are used
     return [r for r in train if not (r["source"] == "mlqe_pe" and r["label"] != "clean")]
