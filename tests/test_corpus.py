@@ -14,10 +14,13 @@ from training.sources import (
     convert_bio_records,
     convert_mqm_rows,
     convert_tagged,
+    load_mlqe,
     load_wmt20,
     read_tsv_rows,
 )
 from training.synth import ARTIFACTS, SynthConfig, generate
+
+from .conftest import SHARED
 
 FIX = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -80,6 +83,18 @@ def test_mlqe_interleaved_gap_tags() -> None:
     bad_words = [w for w, t in zip(words, word_tags) if t == "BAD"]
     got = " ".join(text[s.start : s.end] for s in spans).split()
     assert got == bad_words
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "mlqe-pe").is_dir(), reason="needs ../shared/data/mlqe-pe")
+def test_mlqe_records_carry_their_post_edit() -> None:
+    """Each MLQE-PE output keeps its human post-edit (detokenised like the output) in meta; HTER 0 means the
+    post-editor changed nothing."""
+    recs = load_mlqe(SHARED / "data", DropLog(), set())
+    assert len(recs) == 40000 and all(r.meta["pe"].strip() for r in recs)
+    same = [r.meta["pe"] == r.text for r in recs if r.meta["hter"] == 0]
+    assert sum(same) / len(same) > 0.95
+    assert sum(r.meta["pe"] == r.text for r in recs if r.meta["hter"] >= 0.4) == 0
+    assert not any(" ," in r.meta["pe"] or " ." == r.meta["pe"][-2:] for r in recs[:2000])
 
 
 def test_wmt22_tags_with_eos() -> None:

@@ -77,3 +77,59 @@ def test_blimp_pair_accuracy(bad: list[float], good: list[float], expected: floa
 
     got = pair_accuracy(bad, good)
     assert (expected is None and got != got) or got == expected
+
+
+def test_fit_head_more_pairs_adds_a_pairwise_term() -> None:
+    """MT-vs-post-edit pairs enter the fit as another (diffs, weight) term, next to BLiMP's."""
+    from training.sense_head import fit_head
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] > 0).astype(float)
+    group = np.zeros(400, dtype=int)
+    diffs = np.abs(rng.normal(size=(150, 3))) * np.array([0, 0, 1.0])
+    w0, _ = fit_head(x, y, group, l2=1e-3)
+    w1, _ = fit_head(x, y, group, l2=1e-3, more_pairs=[(diffs, 5.0)])
+    w2, _ = fit_head(x, y, group, l2=1e-3, more_pairs=[(diffs, 0.0), (diffs[:0], 5.0)])  # off / empty: no term
+    assert w1[2] > 0.5 > abs(w0[2])
+    assert w2 == pytest.approx(w0)
+
+
+def _pe_record(i: int, pair: str, da: float, text: str, pe: str) -> dict:
+    return {"id": f"mlqe_pe:{pair}-train:{i}", "source": "mlqe_pe", "text": text,
+            "meta": {"pair": pair, "article": f"art{i}", "da": da, "hter": 0.0 if text == pe else 0.5, "pe": pe}}
+
+
+def test_post_edit_pool_and_report() -> None:
+    """The pool keeps outputs of articles not held back whose post-edit differs; the report counts, per pair, how
+    often a damaged output (DA < 50) outscores its post-edit."""
+    from training.sense_head import MLQE_PAIRS, held_back, post_edit_pool, post_edit_report
+
+    recs = [_pe_record(i, "ro-en", 20.0 + i, f"MT {i}", f"PE {i}" if i % 3 else f"MT {i}") for i in range(60)]
+    pool = post_edit_pool(recs + [{"source": "gum", "text": "x", "meta": {}}], n=1000, seed=0)
+    assert pool and all(r["text"] != r["meta"]["pe"] and not held_back(r) for r in pool)
+    assert len(pool) == sum(1 for r in recs if r["text"] != r["meta"]["pe"] and not held_back(r))
+    assert post_edit_pool(recs, n=5, seed=0) == post_edit_pool(recs, n=5, seed=0) and len(post_edit_pool(recs, 5, 0)) == 5
+    rows = [_pe_record(0, "et-en", 10.0, "a", "b"), _pe_record(1, "et-en", 40.0, "c", "d"),
+            _pe_record(2, "et-en", 90.0, "e", "f")]
+    rep = post_edit_report(rows, np.array([2.0, 0.0, 5.0]), np.array([1.0, 1.0, 0.0]))
+    assert set(rep) == set(MLQE_PAIRS)
+    assert rep["et-en"]["n_pairs_low_da"] == 2 and rep["et-en"]["pair_accuracy_low_da"] == 0.5
+    assert rep["et-en"]["auroc_mt_vs_pe"] == pytest.approx(6.5 / 9)  # one tie (0 vs 0) counts half
+    assert rep["ro-en"]["n_pairs_low_da"] == 0 and rep["ro-en"]["pair_accuracy_low_da"] != rep["ro-en"]["pair_accuracy_low_da"]
+
+
+@pytest.mark.parametrize("per_source", [False, True], ids=["plain-sample", "per-source"])
+def test_clean_group_per_source(per_source: bool) -> None:
+    """--clean-per-source: every clean source gets an equal share of the clean group (all of a small one)."""
+    from training.sense_head import CLEAN_SOURCES, training_groups
+
+    sizes = {"brown": 900, "abc": 300, "gum": 60, "sotu": 60, "newstest_en": 12, "wmt21_ref_a": 20}
+    train = [{"source": s, "label": "clean", "text": f"{s} {i}"} for s, n in sizes.items() for i in range(n)]
+    clean = training_groups(train, n_clean=120, n_news=0, seed=0, clean_per_source=per_source)["clean"]
+    got = {s: sum(1 for r, _ in clean if r["source"] == s) for s in CLEAN_SOURCES}
+    assert sum(got.values()) <= 120 and all(t == 0 for _, t in clean)
+    if per_source:
+        assert got == {"brown": 20, "abc": 20, "gum": 20, "sotu": 20, "newstest_en": 12, "wmt21_ref_a": 20}
+    else:
+        assert got["newstest_en"] < 12 and got["brown"] > got["abc"]

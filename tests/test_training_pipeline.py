@@ -229,6 +229,7 @@ def _mlqe(da: float, hter: float, label: str) -> dict:
     pytest.param({**_records(8, 6)[4], "label": "strict"}, 1.0, id="mt-strict"),
     pytest.param({**_records(1, 7)[0], "label": "ambiguous"}, math.nan, id="mt-ambiguous-ignored"),
     pytest.param({**_records(1, 8)[0], "synthetic": True}, math.nan, id="synthetic-ignored"),
+    pytest.param({**_mlqe(12.0, 0.8, "ambiguous"), "post_edit": True}, math.nan, id="post-edit-pair-only"),
 ])
 def test_sense_target(record: dict, expected: float) -> None:
     from training.train import sense_target
@@ -294,3 +295,39 @@ def test_model_card_commands_are_the_ones_run(sense: dict | None, expected: list
 
     got = finalize_commands({"name": "m", "version": "2.0"}, {"sense_head": sense}, {"name": "run"})
     assert got.splitlines() == expected
+
+
+def test_post_edit_pairs_from_the_corpus(tmp_path: Path) -> None:
+    """MT-vs-post-edit pairs: damaged outputs (DA < 50) of articles not held back, against their own post-edit,
+    which carries no target of its own."""
+    from training.sense_head import held_back
+    from training.train import load_post_edit_pairs, sense_target
+
+    recs = [{**_mlqe(float(da), 0.5, "broad"), "id": f"m{i}", "meta": {"pair": "ro-en", "article": f"art{i}",
+             "da": float(da), "hter": 0.5, "pe": f"Repaired sentence {i}."}} for i, da in enumerate(range(5, 100, 3))]
+    recs.append({**recs[0], "id": "same", "meta": {**recs[0]["meta"], "pe": recs[0]["text"]}})  # nothing repaired
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    pairs = load_post_edit_pairs(tmp_path)
+    want = [r for r in recs[:-1] if r["meta"]["da"] < 50 and not held_back(r)]
+    assert len(pairs) == len(want) > 0
+    for ((mt_doc, i), (pe_doc, j)), r in zip(pairs, want):
+        mt, pe = mt_doc[i], pe_doc[j]
+        assert mt["text"] == r["text"] and pe["text"] == r["meta"]["pe"] and pe["spans"] == []
+        assert sense_target(mt) > 0.4 and math.isnan(sense_target(pe))
+
+
+def test_pair_loss_ranks_post_edits_on_the_any_major_and_sense_outputs() -> None:
+    """An MT-vs-post-edit pair is ranked on the any-major and sense outputs, never on the garbled one."""
+    import torch
+
+    from training.train import PE_KIND, pair_loss
+
+    lo = torch.zeros((1, 3))
+    for col in range(3):
+        hi = torch.zeros((1, 3), requires_grad=True)
+        pair_loss(hi, lo, [PE_KIND]).backward()
+        assert hi.grad is not None
+        assert (hi.grad[0, col] != 0) == (col in (1, 2)), col
+    hi2 = torch.zeros((1, 2), requires_grad=True)  # no sense output: the any-major term alone
+    pair_loss(hi2, torch.zeros((1, 2)), [PE_KIND]).backward()
+    assert hi2.grad is not None and hi2.grad[0, 0] == 0 and hi2.grad[0, 1] < 0

@@ -243,6 +243,9 @@ VERSIONS = {
     "1.6.0": "same encoder and heads; the sense head refitted on every MLQE-PE training output with DA as a soft"
              " target (1 at DA <= 30, 0 at DA >= 70) and the MLQE-PE group weighted 3 against clean English and"
              " news (training.sense_head --soft-da --mlqe-weight 3); choices as for 1.5.0",
+    "1.6.1": "same encoder and heads; the sense head refitted as for 1.6.0 plus a pairwise term ranking each"
+             " MLQE-PE training output rated DA < 50 above its own human post-edit (training.sense_head --soft-da"
+             " --mlqe-weight 3 --pe-pair-weight 0.3); choices as for 1.5.0",
 }
 
 

@@ -14,6 +14,10 @@ mean-pooled passage states of those encoder layers (config ``sense_layers``). Ta
   that clean English stays below garbled MT;
 - WMT20/21 news and Bio-MQM training records (strict/broad positives, clean negatives).
 
+- optionally (``--pe-weight``) the human post-edits of MLQE-PE training outputs (same articles, meaning restored by a
+  post-editor) as negatives, and (``--pe-pair-weight``) a pairwise term: an output rated as damaged (DA < 50) should
+  score above its own post-edit. Same sentence, same topic: the pair cannot be told apart by topic or names, only by
+  what the post-editor repaired (round 2 found the head learning the article's topic instead of meaning);
 - optionally (``--cola-weight``) CoLA's training sentences, unacceptable = positive, as a fourth group, and
   (``--blimp-weight``) BLiMP minimal pairs of the paradigms not held back, as a pairwise term: the unacceptable
   sentence should score above the acceptable one (:mod:`training.acceptability`).
@@ -33,6 +37,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +54,7 @@ from .records import read_records
 MLQE_PAIRS = ("ro-en", "et-en", "ne-en", "si-en", "ru-en")
 CLEAN_SOURCES = ("abc", "brown", "gum", "sotu", "newstest_en", "wmt21_ref_a")
 LOW_DA, HIGH_DA = 30.0, 70.0
+PE_PAIR_DA = 50.0  # MT-vs-post-edit pairs: outputs rated below this ("major mistakes" or worse)
 
 
 def log(msg: str) -> None:
@@ -72,26 +78,44 @@ def soft_target(record: dict[str, Any]) -> float:
     return float(np.clip((HIGH_DA - record["meta"]["da"]) / (HIGH_DA - LOW_DA), 0.0, 1.0))
 
 
-def training_groups(train: list[dict[str, Any]], n_clean: int, n_news: int, seed: int, soft_da: bool = False
-                    ) -> dict[str, list[tuple]]:
+def training_groups(train: list[dict[str, Any]], n_clean: int, n_news: int, seed: int, soft_da: bool = False,
+                    clean_per_source: bool = False) -> dict[str, list[tuple]]:
     """The fitted groups: MLQE-PE (hard targets, or with ``soft_da`` every output with :func:`soft_target`),
-    clean English, news/Bio."""
+    clean English (a sample of all of it, or with ``clean_per_source`` an equal share of ``n_clean`` per clean
+    source, so that the small news-like sources count as much as Brown), news/Bio."""
     rnd = random.Random(seed)
     pool = [r for r in train if r["source"] == "mlqe_pe" and not held_back(r)]
     mlqe = ([(r, soft_target(r)) for r in pool] if soft_da else
             [(r, t) for r in pool for t in [mlqe_target(r)] if t is not None])
     clean = [r for r in train if r["source"] in CLEAN_SOURCES and r["label"] == "clean"]
     news = [r for r in train if r["source"] in ("wmt20_news", "wmt21_news", "bio_mqm") and r["label"] != "ambiguous"]
+    if clean_per_source:
+        by = {src: [r for r in clean if r["source"] == src] for src in CLEAN_SOURCES}
+        share = n_clean // len(CLEAN_SOURCES)
+        chosen = [r for src in CLEAN_SOURCES for r in rnd.sample(by[src], min(share, len(by[src])))]
+    else:
+        chosen = rnd.sample(clean, min(n_clean, len(clean)))
     return {"mlqe_da" if soft_da else "mlqe": mlqe,
-            "clean": [(r, 0) for r in rnd.sample(clean, min(n_clean, len(clean)))],
+            "clean": [(r, 0) for r in chosen],
             "news": [(r, int(r["label"] != "clean")) for r in rnd.sample(news, min(n_news, len(news)))]}
 
 
+def post_edit_pool(train: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """MLQE-PE training outputs of the articles not held back whose post-edit differs from the output (at most
+    ``n``, a fixed sample): their post-edits are the ``--pe-weight`` negatives, those rated below
+    :data:`PE_PAIR_DA` the MT-vs-post-edit pairs."""
+    pool = [r for r in train if r["source"] == "mlqe_pe" and not held_back(r)
+            and r["meta"].get("pe") and r["meta"]["pe"] != r["text"]]
+    return random.Random(seed).sample(pool, min(n, len(pool)))
+
+
 def fit_head(x: np.ndarray, y: np.ndarray, group: np.ndarray, l2: float, group_weight: dict[int, float] | None = None,
-             diffs: np.ndarray | None = None, pair_weight: float = 0.0) -> tuple[np.ndarray, float]:
+             diffs: np.ndarray | None = None, pair_weight: float = 0.0,
+             more_pairs: Sequence[tuple[np.ndarray, float]] = ()) -> tuple[np.ndarray, float]:
     """Logistic head on standardised features (L-BFGS), classes and groups weighted equally (times
     ``group_weight``), plus ``pair_weight`` times the mean log loss of ``diffs`` rows (bad minus good features)
-    scoring above 0; returned in raw-feature terms (weights, bias)."""
+    scoring above 0 (and the same for each ``(diffs, weight)`` of ``more_pairs``); returned in raw-feature terms
+    (weights, bias)."""
     import torch
 
     w = np.zeros(len(y))
@@ -107,7 +131,8 @@ def fit_head(x: np.ndarray, y: np.ndarray, group: np.ndarray, l2: float, group_w
     mu, sd = x.mean(0), x.std(0) + 1e-6
     xt = torch.from_numpy((x - mu) / sd).double()
     yt, wt = torch.from_numpy(y.astype(np.float64)), torch.from_numpy(w / w.sum())
-    dt = torch.from_numpy(diffs / sd).double() if diffs is not None and pair_weight > 0 else None
+    pair_terms = [(torch.from_numpy(d / sd).double(), pw) for d, pw in [(diffs, pair_weight), *more_pairs]
+                  if d is not None and pw > 0 and len(d)]
     coef = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([coef, bias], lr=1, max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12,
@@ -117,8 +142,8 @@ def fit_head(x: np.ndarray, y: np.ndarray, group: np.ndarray, l2: float, group_w
         opt.zero_grad()
         z = xt @ coef + bias
         loss = (wt * torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none")).sum()
-        if dt is not None:
-            loss = loss + pair_weight * torch.nn.functional.softplus(-(dt @ coef)).mean()
+        for dt, pw in pair_terms:
+            loss = loss + pw * torch.nn.functional.softplus(-(dt @ coef)).mean()
         loss = loss + l2 * (coef**2).sum()
         loss.backward()
         return loss
@@ -152,6 +177,20 @@ def mlqe_report(rows: list[dict[str, Any]], sense: np.ndarray, logits: np.ndarra
         row["sense_auroc_lowda_vs_clean_english"] = auroc(low + list(map(float, clean_sense)),
                                                           [1] * len(low) + [0] * len(clean_sense))
         out[pair] = row
+    return out
+
+
+def post_edit_report(rows: list[dict[str, Any]], sense_mt: np.ndarray, sense_pe: np.ndarray) -> dict[str, Any]:
+    """Held-back articles, per pair: how often an output rated below :data:`PE_PAIR_DA` gets a higher sense logit
+    than its own post-edit (0.5 = chance), and over all outputs the AUROC of output vs post-edit."""
+    out: dict[str, Any] = {}
+    for pair in MLQE_PAIRS:
+        idx = [i for i, r in enumerate(rows) if r["meta"]["pair"] == pair]
+        low = [i for i in idx if rows[i]["meta"]["da"] < PE_PAIR_DA]
+        out[pair] = {"n_pairs_low_da": len(low),
+                     "pair_accuracy_low_da": float(np.mean(sense_mt[low] > sense_pe[low])) if low else float("nan"),
+                     "auroc_mt_vs_pe": auroc([float(sense_mt[i]) for i in idx] + [float(sense_pe[i]) for i in idx],
+                                             [1] * len(idx) + [0] * len(idx))}
     return out
 
 
@@ -203,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cola-weight", type=float, default=0.0, help="CoLA training sentences as a group (0: off)")
     ap.add_argument("--blimp-weight", type=float, default=0.0, help="BLiMP pairwise term (0: off)")
     ap.add_argument("--blimp-per-paradigm", type=int, default=100)
+    ap.add_argument("--pe-weight", type=float, default=0.0,
+                    help="MLQE-PE post-edits of training articles as a group of negatives (0: off)")
+    ap.add_argument("--pe-pair-weight", type=float, default=0.0,
+                    help="pairwise term: an output rated DA < 50 above its own post-edit (0: off)")
+    ap.add_argument("--n-pe", type=int, default=8000, help="post-edits sampled for --pe-weight/--pe-pair-weight")
+    ap.add_argument("--clean-per-source", action="store_true",
+                    help="clean English group: an equal share of --n-clean per clean source (default: a plain sample)")
     ap.add_argument("--mlqe-weight", type=float, default=1.0, help="weight of the MLQE-PE group (others: 1)")
     ap.add_argument("--soft-da", action="store_true", help="every MLQE-PE output, DA as a soft target")
     ap.add_argument("--l2", type=float, default=1e-2)
@@ -228,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
     train = read_records(a.corpus / "train.jsonl")
     held = [r for r in train if r["source"] == "mlqe_pe" and held_back(r)]
-    groups = training_groups(train, a.n_clean, a.n_news, a.seed, a.soft_da)
+    groups = training_groups(train, a.n_clean, a.n_news, a.seed, a.soft_da, a.clean_per_source)
     xs, ys, gs = [], [], []
     for gi, (name, items) in enumerate([] if a.keep_head else groups.items()):
         log(f"{name}: {len(items)} records ({sum(t for _, t in items)} positive)")
@@ -244,6 +290,21 @@ def main(argv: list[str] | None = None) -> int:
         ys.append(np.array([1 - r["label"] for r in cola])[fit_cola])
         gs.append(np.full(int(fit_cola.sum()), len(groups)))
         weight[len(groups)] = a.cola_weight
+    more_pairs: list[tuple[np.ndarray, float]] = []
+    pe_pool = post_edit_pool(train, a.n_pe, a.seed) if (a.pe_weight > 0 or a.pe_pair_weight > 0) else []
+    if pe_pool and not a.keep_head:
+        x_pe, _ = design("train_pe", [r["meta"]["pe"] for r in pe_pool])
+        if a.pe_weight > 0:
+            log(f"post-edits: {len(pe_pool)} negatives")
+            xs.append(x_pe)
+            ys.append(np.zeros(len(pe_pool)))
+            gs.append(np.full(len(pe_pool), max(g.max() for g in gs) + 1))
+            weight[int(gs[-1][0])] = a.pe_weight
+        if a.pe_pair_weight > 0:
+            low = [i for i, r in enumerate(pe_pool) if r["meta"]["da"] < PE_PAIR_DA]
+            x_mt, _ = design("train_pe_mt", [pe_pool[i]["text"] for i in low])
+            log(f"post-edit pairs: {len(low)} outputs rated DA < {PE_PAIR_DA:g} against their post-edits")
+            more_pairs.append((x_mt - x_pe[low], a.pe_pair_weight))
     pairs = blimp_pairs(a.blimp_per_paradigm, a.seed)
     uids = [p["UID"] for p in pairs]
     x_good, _ = design("blimp_good", [p["sentence_good"] for p in pairs])
@@ -255,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         bias = float(head.bias.detach().double().item())
     else:
         weights, bias = fit_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), a.l2, weight,
-                                 x_bad[fit_pairs] - x_good[fit_pairs], a.blimp_weight)
+                                 x_bad[fit_pairs] - x_good[fit_pairs], a.blimp_weight, more_pairs)
     with open(a.corpus / "val_mlqe_doc.jsonl", "w", encoding="utf-8") as fh:
         for r in held:
             fh.write(json.dumps({**r, "split": "val_mlqe_doc"}, ensure_ascii=False) + "\n")
@@ -263,20 +324,28 @@ def main(argv: list[str] | None = None) -> int:
     x_clean, _ = design("val_clean", [r["text"] for r in clean_val])
     x_held, lg_held = design("val_mlqe_doc", [r["text"] for r in held])
     report = mlqe_report(held, x_held @ weights + bias, lg_held, det.config.calibration, x_clean @ weights + bias)
+    x_held_pe, _ = design("val_mlqe_doc_pe", [r["meta"].get("pe") or r["text"] for r in held])
+    pe_report = post_edit_report(held, x_held @ weights + bias, x_held_pe @ weights + bias)
     acc = acceptability_report(x_bad @ weights + bias, x_good @ weights + bias, uids, x_cola @ weights + bias, cola)
     for pair, row in report.items():
         log(f"{pair}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    for pair, row in pe_report.items():
+        log(f"{pair} post-edits: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                                 for k, v in row.items()))
     log(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in acc.items()))
     summary = {"command": " ".join(["python -m training.sense_head", *(argv or sys.argv[1:])]),
                "groups": {} if a.keep_head else
                {k: {"n": len(v), "positives": round(sum(t for _, t in v), 1)} for k, v in groups.items()},
                "kept_head": a.keep_head,
-               "layers": layers, "soft_da": a.soft_da, "mlqe_weight": a.mlqe_weight, "cola_weight": a.cola_weight, "blimp_weight": a.blimp_weight,
+               "layers": layers, "soft_da": a.soft_da, "mlqe_weight": a.mlqe_weight,
+               "clean_per_source": a.clean_per_source, "pe_weight": a.pe_weight, "pe_pair_weight": a.pe_pair_weight, "n_pe": a.n_pe,
+               "cola_weight": a.cola_weight, "blimp_weight": a.blimp_weight,
                "l2": a.l2, "seed": a.seed, "held_back_mlqe_records": len(held), "mlqe_held_back": report,
-               "acceptability": acc, "seconds": round(time.time() - t0)}
+               "post_edits_held_back": pe_report, "acceptability": acc, "seconds": round(time.time() - t0)}
     print(json.dumps(jsonable({k: summary[k] for k in ("layers", "cola_weight", "blimp_weight", "l2")}
                               | {f"rho_{p[:2]}": report[p]["sense_spearman_da"] for p in MLQE_PAIRS}
                               | {f"auc_{p[:2]}": report[p]["sense_auroc_lowda_vs_clean_english"] for p in MLQE_PAIRS}
+                              | {f"pe_{p[:2]}": pe_report[p]["pair_accuracy_low_da"] for p in MLQE_PAIRS}
                               | acc)), flush=True)
     if a.dry_run:
         return 0

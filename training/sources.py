@@ -359,6 +359,11 @@ def load_mlqe(root: Path, drops: DropLog, overlap: set[tuple[str, ...]]) -> list
             mt = _tar_member(path, f"{split}.mt").splitlines()
             tags = _tar_member(path, f"{split}.tags").splitlines()
             hter = [float(x) for x in _tar_member(path, f"{split}.hter").split()]
+            # the human post-edit of each output (same article, meaning restored): kept in meta for the sense
+            # head's genre-matched negatives and MT-vs-post-edit pairs, never as a record of its own
+            pe = [detokenize(line.split())[0] for line in _tar_member(path, f"{split}.pe").splitlines()]
+            if len(pe) != len(mt):
+                raise MissingSourceError(f"{path}: {len(pe)} post-edits for {len(mt)} MT lines")
             da = _mlqe_da(root, pair, split, len(mt))
             name = f"{pair}-{split}"
             for item in convert_tagged(mt, tags, "mlqe_pe", drops, interleaved_gaps=True, eos=False):
@@ -380,7 +385,7 @@ def load_mlqe(root: Path, drops: DropLog, overlap: set[tuple[str, ...]]) -> list
                         text=text,
                         spans=spans,
                         label=label,
-                        meta={"hter": h, "pair": pair, "official_split": split, **da[i]},
+                        meta={"hter": h, "pair": pair, "official_split": split, "pe": pe[i], **da[i]},
                     )
                 )
     return records

@@ -35,7 +35,7 @@ from detector.network import (
 )
 
 from .records import read_records
-from .sense_head import held_back, soft_target
+from .sense_head import PE_PAIR_DA, held_back, soft_target
 
 IGNORE_W = 0
 WEIGHTS = (0.0, 0.3, 1.0)  # weight buckets for token labels; code = cls + 3 * bucket
@@ -165,6 +165,8 @@ def sense_target(record: dict) -> float:
     """Target of the sense output (the groups of :mod:`training.sense_head`): MLQE-PE outputs by their DA (1 at
     DA <= 30, 0 at DA >= 70), clean human English 0, WMT/Bio-MQM MT with a major error 1 and clean MT 0; synthetic
     and ambiguous records are ignored (NaN)."""
+    if record.get("post_edit"):  # a post-edit stands in a pair only (:func:`load_post_edit_pairs`)
+        return math.nan
     if record.get("source") == "mlqe_pe":
         return soft_target(record)
     if record.get("synthetic") or record["label"] == "ambiguous":
@@ -245,15 +247,38 @@ def load_pairs(records: list[dict], docs: dict[tuple[str, str], list[dict]],
     return out
 
 
+PE_KIND = "mt>pe"
+
+
+def load_post_edit_pairs(corpus: Path) -> list[tuple[tuple[list[dict], int], tuple[list[dict], int]]]:
+    """Ranking pairs of an MLQE-PE training output rated as damaged (DA < :data:`PE_PAIR_DA`, articles not held
+    back) and its own human post-edit: same sentence and topic, meaning repaired. The post-edit is a record of its own
+    (``post_edit``: no token, garbled or sense target: ne-en and si-en post-edits are often still poor); the pair
+    trains the any-major and sense outputs (:func:`pair_loss`)."""
+    out = []
+    for r in read_records(corpus / "train.jsonl"):
+        pe = r["meta"].get("pe") if r["source"] == "mlqe_pe" else None
+        if not pe or pe == r["text"] or held_back(r) or r["meta"].get("da", 100.0) >= PE_PAIR_DA:
+            continue
+        mt = {**r, "label": "ambiguous"}  # rated only: its tags mix accuracy and preference edits
+        post = {**r, "id": r["id"] + ":pe", "text": pe, "spans": [], "label": "ambiguous", "post_edit": True}
+        out.append((([mt], 0), ([post], 0)))
+    log(f"pairs {PE_KIND}: {len(out)} available")
+    return out
+
+
 def pair_batches(pairs: dict[str, list], builder: ExampleBuilder, cfg: dict,
                  rng: random.Random) -> list[tuple[list[Example], list[Example], list[str]]]:
-    """This epoch's pair batches: equal shares of the three pair kinds, ``pair_batch_size`` pairs per batch."""
+    """This epoch's pair batches: equal shares of the three pair kinds (``pairs_per_epoch`` in all) plus
+    ``pe_pairs_per_epoch`` MT-vs-post-edit pairs, ``pair_batch_size`` pairs per batch."""
     n = cfg.get("pairs_per_epoch", 0)
     chosen: list[tuple[str, Any]] = []
     for kind in PAIR_KINDS:
         pool = pairs.get(kind, [])
         k = min(len(pool), n // len(PAIR_KINDS))
         chosen += [(kind, p) for p in rng.sample(pool, k)]
+    pe_pool = pairs.get(PE_KIND, [])
+    chosen += [(PE_KIND, p) for p in rng.sample(pe_pool, min(len(pe_pool), cfg.get("pe_pairs_per_epoch", 0)))]
     rng.shuffle(chosen)
     out = []
     bs = cfg.get("pair_batch_size", 8)
@@ -275,12 +300,17 @@ def pair_batches(pairs: dict[str, list], builder: ExampleBuilder, cfg: dict,
 
 def pair_loss(pas_hi: torch.Tensor, pas_lo: torch.Tensor, kinds: list[str]) -> torch.Tensor:
     """Logistic ranking loss: the worse output's passage logit should exceed the better one's, on the garbled
-    head when the worse one has a major fluency error (strict), on the any-major head when the better one is clean."""
+    head when the worse one has a major fluency error (strict), on the any-major head when the better one is clean
+    or is the worse one's post-edit, and on the sense output (when the model has one) for post-edit pairs."""
     m_g = torch.tensor([k.startswith("strict") for k in kinds], dtype=torch.float)
-    m_a = torch.tensor([k.endswith("clean") for k in kinds], dtype=torch.float)
+    m_a = torch.tensor([k.endswith("clean") or k == PE_KIND for k in kinds], dtype=torch.float)
     d = pas_hi - pas_lo
     lg = torch.nn.functional.softplus(-d[:, 0]) * m_g
     la = torch.nn.functional.softplus(-d[:, 1]) * m_a
+    if d.shape[1] > 2:
+        m_s = torch.tensor([k == PE_KIND for k in kinds], dtype=torch.float)
+        ls = torch.nn.functional.softplus(-d[:, 2]) * m_s
+        return (lg.sum() + la.sum() + ls.sum()) / (m_g.sum() + m_a.sum() + m_s.sum()).clamp(min=1.0)
     return (lg.sum() + la.sum()) / (m_g.sum() + m_a.sum()).clamp(min=1.0)
 
 
@@ -404,7 +434,9 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
     step = 0
     history = []
     pairs = load_pairs(records, docs, cfg) if cfg.get("pairs_per_epoch", 0) else {}
-    n_pair_batches = cfg.get("pairs_per_epoch", 0) // cfg.get("pair_batch_size", 8)
+    if cfg.get("pe_pairs_per_epoch", 0):
+        pairs[PE_KIND] = load_post_edit_pairs(corpus)
+    n_pair_batches = (cfg.get("pairs_per_epoch", 0) + cfg.get("pe_pairs_per_epoch", 0)) // cfg.get("pair_batch_size", 8)
     total_steps = epochs * (math.ceil(n_per_epoch / cfg["batch_size"]) + n_pair_batches)
     warm = int(0.06 * total_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(
