@@ -34,6 +34,7 @@ from detector.network import (
     write_manifest,
 )
 
+from .lm_targets import align, read_targets
 from .records import read_records
 from .sense_head import PE_PAIR_DA, held_back, soft_target
 
@@ -75,6 +76,7 @@ class Example:
     codes: list[int]
     target: tuple[int, int]
     y: tuple[float, ...]  # garbled, any_major and, with the sense head, sense (NaN = ignore)
+    lm: list[tuple[float, float]] | None = None  # LM surprisal and entropy per window token (NaN = none)
 
 
 class ExampleBuilder:
@@ -91,6 +93,8 @@ class ExampleBuilder:
         self.one_class = cfg.get("one_class", False)
         # Issue #11: train the "makes no sense" output with the encoder (targets: :func:`sense_target`)
         self.sense = bool(cfg.get("sense_head", False))
+        # Issue #11 item 2: SmolLM2 surprisal/entropy per token ({record id: LM tokens}, training.lm_targets)
+        self.lm_targets: dict[str, list] | None = None
         self.cls = tok.token_to_id("[CLS]")
         self.sep = tok.token_to_id("[SEP]")
 
@@ -105,12 +109,15 @@ class ExampleBuilder:
         text = ""
         spans: list[dict] = []
         bounds = []
+        lm_toks: list[tuple[int, int, float, float]] = []
         for r in parts:
             if text:
                 text += sep
             off = len(text)
             text += r["text"]
             bounds.append((off, len(text), len(r["text"])))
+            if self.lm_targets is not None:
+                lm_toks += [(a + off, b + off, su, en) for a, b, su, en in self.lm_targets.get(r["id"], ())]
             for s in r["spans"]:
                 spans.append({**s, "start": s["start"] + off, "end": s["end"] + off, "_rlen": len(r["text"])})
         rec = group[idx]
@@ -158,7 +165,18 @@ class ExampleBuilder:
         if rated_only:
             y_g = y_a = math.nan
         y = (y_g, y_a, sense_target(rec)) if self.sense else (y_g, y_a)
-        return Example(w.ids, w.shapes, lw.ids, w.target, y)
+        lm = None
+        if self.lm_targets is not None:
+            # the same windows over running token indices tell which token sits at each window position
+            vals = [v for t in toks for v in align(t.offsets, lm_toks)]
+            index_toks, n = [], 0
+            for t in toks:
+                index_toks.append(Tokenized(list(range(n, n + len(t.ids))), [0] * len(t.ids), t.offsets))
+                n += len(t.ids)
+            iw = [w for w in build_windows(index_toks, self.max_len, self.context, -1, -1) if w.passage == pi][k]
+            nan = (math.nan, math.nan)
+            lm = [nan if j < 0 else (vals[j] or nan) for j in iw.ids]
+        return Example(w.ids, w.shapes, lw.ids, w.target, y, lm)
 
 
 def sense_target(record: dict) -> float:
@@ -172,6 +190,16 @@ def sense_target(record: dict) -> float:
     if record.get("synthetic") or record["label"] == "ambiguous":
         return math.nan
     return 0.0 if record["label"] == "clean" else 1.0
+
+
+def training_pools(cfg: dict, corpus: Path) -> tuple[list[dict], dict[tuple[str, str], list[dict]],
+                                                    dict[str, list[tuple[list[dict], int]]], random.Random]:
+    """Records, documents and per-source pools of a training run of ``cfg``, and the run's random generator after
+    drawing them (``training.lm_targets`` scores exactly these pools)."""
+    rng = random.Random(cfg["seed"])
+    records = read_train_records(corpus, bool(cfg.get("mlqe_da", False)))
+    docs = documents(records)
+    return records, docs, load_pools(docs, cfg, rng), rng
 
 
 def read_train_records(corpus: Path, mlqe_da: bool = False) -> list[dict]:
@@ -337,12 +365,46 @@ def collate_examples(batch: list[Example], one_class: bool = False) -> dict[str,
         codes = torch.tensor(e.codes)
         tcls[i, :n] = (codes % 3).clamp(max=1) if one_class else codes % 3  # one_class: accuracy -> the "bad" class
         tw[i, :n] = torch.tensor([WEIGHTS[c // 3] for c in e.codes])
-    return {**t, "tcls": tcls, "tw": tw, "y": torch.tensor([e.y for e in batch], dtype=torch.float)}
+    out = {**t, "tcls": tcls, "tw": tw, "y": torch.tensor([e.y for e in batch], dtype=torch.float)}
+    if any(e.lm is not None for e in batch):
+        lm = torch.full((B, L, 2), math.nan)
+        for i, e in enumerate(batch):
+            if e.lm is not None:
+                lm[i, : len(e.lm)] = torch.tensor(e.lm, dtype=torch.float)
+        out["lm"] = lm
+    return out
 
 
-def batch_loss(model: SpanDetector, t: dict[str, torch.Tensor], cfg: dict,
-               class_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token cross-entropy (label-weighted) plus passage BCE on the known passage targets; also the passage logits."""
+LM_SCALE = (10.0, 5.0)  # surprisal and entropy (nats) divided by these for the regression
+
+
+class LmProbe:
+    """Issue #11 item 2: a linear head on the encoder's last token states (read through a hook on the network's
+    dropout, so the runtime network is unchanged) regressing SmolLM2's surprisal and entropy per token. Training
+    only: the head is not exported."""
+
+    def __init__(self, model: SpanDetector) -> None:
+        h = model.token_head.in_features
+        self.head = torch.nn.Linear(h, 2)
+        self.hidden: torch.Tensor | None = None
+        model.dropout.register_forward_hook(self._keep)
+
+    def _keep(self, _mod: Any, _inp: Any, out: torch.Tensor) -> None:
+        self.hidden = out
+
+    def loss(self, lm: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the scaled targets over the tokens that have them (0 if none)."""
+        assert self.hidden is not None, "the network has not run"
+        pred = self.head(self.hidden)
+        y = lm / torch.tensor(LM_SCALE)
+        m = ~torch.isnan(y)
+        return (((pred - torch.nan_to_num(y)) ** 2) * m).sum() / m.sum().clamp(min=1)
+
+
+def batch_loss(model: SpanDetector, t: dict[str, torch.Tensor], cfg: dict, class_w: torch.Tensor,
+               probe: LmProbe | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token cross-entropy (label-weighted) plus passage BCE on the known passage targets, plus with ``probe`` the
+    LM regression (config ``lm_weight``) where the batch has LM targets; also the passage logits."""
     tok_logits, pas_logits = model(t["ids"], t["shapes"], t["mask"], t["target"])
     pas_logits = pas_logits[:, : t["y"].shape[1]]  # a sense output without targets (sense_head off) is left out
     ce = torch.nn.functional.cross_entropy(tok_logits.reshape(-1, 3), t["tcls"].reshape(-1),
@@ -354,7 +416,10 @@ def batch_loss(model: SpanDetector, t: dict[str, torch.Tensor], cfg: dict,
     pw = torch.tensor([1.0, cfg.get("any_major_weight", 0.5), cfg.get("sense_weight", 1.0)][: y.shape[1]]).expand_as(y)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(pas_logits, torch.nan_to_num(y), reduction="none")
     pas_loss = (bce * ym * pw).sum() / ym.sum().clamp(min=1)
-    return tok_loss + cfg.get("passage_weight", 1.0) * pas_loss, pas_logits
+    loss = tok_loss + cfg.get("passage_weight", 1.0) * pas_loss
+    if probe is not None and "lm" in t:
+        loss = loss + cfg.get("lm_weight", 0.1) * probe.loss(t["lm"])
+    return loss, pas_logits
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -406,14 +471,17 @@ def make_config(cfg: dict, bert_cfg: dict) -> ModelConfig:
 
 def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
     seed = cfg["seed"]
-    rng = random.Random(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(cfg.get("threads", 2))
     model, tok, bert_cfg = init_model(cfg)
     builder = ExampleBuilder(tok, cfg)
-    records = read_train_records(corpus, bool(cfg.get("mlqe_da", False)))
-    docs = documents(records)
-    pools = load_pools(docs, cfg, rng)
+    records, docs, pools, rng = training_pools(cfg, corpus)
+    probe = None
+    if cfg.get("lm_targets"):
+        builder.lm_targets = read_targets(Path(cfg["lm_targets"]))
+        n_hit = sum(1 for items in pools.values() for g, i in items if g[i]["id"] in builder.lm_targets)
+        log(f"LM targets: {len(builder.lm_targets)} records in {cfg['lm_targets']}, {n_hit} of the pool records")
+        probe = LmProbe(model)
     val_news = read_records(corpus / "val_news.jsonl")
     val_clean = read_records(corpus / "val_clean.jsonl")
     rng_v = random.Random(seed + 1)
@@ -422,6 +490,8 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
     val_clean_small = rng_v.sample(val_clean, min(cfg.get("val_clean_n", 1500), len(val_clean)))
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("bert.")]
+    if probe is not None:
+        head_params += list(probe.head.parameters())
     enc_params = [p for n, p in model.named_parameters() if n.startswith("bert.")]
     opt = torch.optim.AdamW([{"params": enc_params, "lr": cfg["lr"]}, {"params": head_params, "lr": cfg["head_lr"]}],
                             weight_decay=0.01)
@@ -459,10 +529,10 @@ def train(cfg: dict, corpus: Path, out_root: Path) -> Path:
             steps.insert(min(len(steps), round((k + 0.5) * len(steps) / len(pb))), ("pair", p))
         for bi, (what, b) in enumerate(steps):
             if what == "plain":
-                loss, _ = batch_loss(model, collate_examples(b, builder.one_class), cfg, class_w)
+                loss, _ = batch_loss(model, collate_examples(b, builder.one_class), cfg, class_w, probe)
             else:
                 hi, lo, kinds = b
-                loss, pas = batch_loss(model, collate_examples(hi + lo, builder.one_class), cfg, class_w)
+                loss, pas = batch_loss(model, collate_examples(hi + lo, builder.one_class), cfg, class_w, probe)
                 loss = loss + cfg.get("pair_weight", 1.0) * pair_loss(pas[: len(hi)], pas[len(hi) :], kinds)
             opt.zero_grad()
             loss.backward()
