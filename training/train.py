@@ -36,7 +36,7 @@ from detector.network import (
 
 from .lm_targets import align, read_targets
 from .records import read_records
-from .sense_head import PE_PAIR_DA, held_back, soft_target
+from .sense_head import PE_PAIR_DA, held_back, post_edit_of, soft_target
 
 IGNORE_W = 0
 WEIGHTS = (0.0, 0.3, 1.0)  # weight buckets for token labels; code = cls + 3 * bucket
@@ -131,16 +131,20 @@ class ExampleBuilder:
         flu = [s for s in spans if s["category"] == "fluency" and s["severity"] == "major" and r0 <= s["start"] < r1]
         with_span = [i for i in mine if any(s["start"] < pieces[i].end and pieces[i].start < s["end"] for s in flu)]
         pi = rng.choice(with_span) if with_span and rng.random() < 0.75 else rng.choice(mine)
-        label_toks = [
-            Tokenized([IGNORE_W if rated_only else token_code(spans, a, b, rlen) for a, b in t.offsets],
-                      [0] * len(t.ids), t.offsets) for t in toks
-        ]
         wins = [w for w in build_windows(toks, self.max_len, self.context, self.cls, self.sep) if w.passage == pi]
-        lwins = [w for w in build_windows(label_toks, self.max_len, self.context, 0, 0) if w.passage == pi]
         if not wins:
             return None
         k = rng.randrange(len(wins))
-        w, lw = wins[k], lwins[k]
+        w = wins[k]
+        # the same windows over running token indices (-1 at [CLS]/[SEP]) say which token sits at each position:
+        # its label code and, with LM targets, its LM values
+        index_toks, n_tok = [], 0
+        for t in toks:
+            index_toks.append(Tokenized(list(range(n_tok, n_tok + len(t.ids))), [0] * len(t.ids), t.offsets))
+            n_tok += len(t.ids)
+        at = [iw for iw in build_windows(index_toks, self.max_len, self.context, -1, -1) if iw.passage == pi][k].ids
+        offsets = [o for t in toks for o in t.offsets]
+        codes = [0 if j < 0 else IGNORE_W if rated_only else token_code(spans, *offsets[j], rlen) for j in at]
         p = pieces[pi]
         in_p = [s for s in spans if s["start"] < p.end and p.start < s["end"]]
         label = rec["label"]
@@ -167,16 +171,10 @@ class ExampleBuilder:
         y = (y_g, y_a, sense_target(rec)) if self.sense else (y_g, y_a)
         lm = None
         if self.lm_targets is not None:
-            # the same windows over running token indices tell which token sits at each window position
-            vals = [v for t in toks for v in align(t.offsets, lm_toks)]
-            index_toks, n = [], 0
-            for t in toks:
-                index_toks.append(Tokenized(list(range(n, n + len(t.ids))), [0] * len(t.ids), t.offsets))
-                n += len(t.ids)
-            iw = [w for w in build_windows(index_toks, self.max_len, self.context, -1, -1) if w.passage == pi][k]
+            vals = align(offsets, lm_toks)
             nan = (math.nan, math.nan)
-            lm = [nan if j < 0 else (vals[j] or nan) for j in iw.ids]
-        return Example(w.ids, w.shapes, lw.ids, w.target, y, lm)
+            lm = [nan if j < 0 else (vals[j] or nan) for j in at]
+        return Example(w.ids, w.shapes, codes, w.target, y, lm)
 
 
 def sense_target(record: dict) -> float:
@@ -285,8 +283,8 @@ def load_post_edit_pairs(corpus: Path) -> list[tuple[tuple[list[dict], int], tup
     trains the any-major and sense outputs (:func:`pair_loss`)."""
     out = []
     for r in read_records(corpus / "train.jsonl"):
-        pe = r["meta"].get("pe") if r["source"] == "mlqe_pe" else None
-        if not pe or pe == r["text"] or held_back(r) or r["meta"].get("da", 100.0) >= PE_PAIR_DA:
+        pe = post_edit_of(r)
+        if not pe or r["meta"].get("da", 100.0) >= PE_PAIR_DA:
             continue
         mt = {**r, "label": "ambiguous"}  # rated only: its tags mix accuracy and preference edits
         post = {**r, "id": r["id"] + ":pe", "text": pe, "spans": [], "label": "ambiguous", "post_edit": True}
