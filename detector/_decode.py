@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,11 +14,17 @@ _WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 
 Calibration = tuple[float, ...]  # (a, b, c, d), see ModelConfig
 
+if TYPE_CHECKING:
+    from ._lm import LmFusion
 
-def passage_probabilities(raw: RawScores, calibration: Calibration) -> np.ndarray:
+
+def passage_probabilities(raw: RawScores, calibration: Calibration, fusion: LmFusion | None = None) -> np.ndarray:
     """sigmoid(a * garbled + c * any_major + d * sense + b) per passage (sense: the third logit column, when the
-    model has the sense head); 0 for a passage without tokens."""
-    a, b, c, d = calibration
+    model has the sense head); 0 for a passage without tokens. With ``fusion`` (the accurate mode) and the raw
+    scores' LM features: the fusion's own calibration, and ``fusion.lm_weight`` times the LM model's logit added
+    inside the sigmoid."""
+    fused = fusion is not None and raw.lm_features is not None and bool(fusion.lm_weight)
+    a, b, c, d = fusion.calibration if fusion is not None and fused else calibration
     lg = raw.passage_logits
     g = lg[:, 0].astype(np.float64)
     m = lg[:, 1].astype(np.float64)
@@ -26,6 +33,9 @@ def passage_probabilities(raw: RawScores, calibration: Calibration) -> np.ndarra
     z = a * g[ok] + c * m[ok] + b
     if d and lg.shape[1] > 2:
         z = z + d * lg[ok, 2].astype(np.float64)
+    if fusion is not None and fused:
+        assert raw.lm_features is not None
+        z = z + fusion.lm_weight * fusion.logits(raw.lm_features[ok])
     out[ok] = np.where(z > -60.0, 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))), 0.0)
     return out
 
@@ -124,9 +134,13 @@ def _categorised(raw: RawScores, sp: Span, passage: int) -> Span:
     return sp if category == sp.category else Span(sp.start, sp.end, sp.text, sp.score, category)
 
 
-def decide(raw: RawScores, settings: Settings, calibration: Calibration) -> Detection:
-    """The decision for one text: passage probabilities, flags and spans."""
-    probs = passage_probabilities(raw, calibration)
+def decide(raw: RawScores, settings: Settings, calibration: Calibration, fusion: LmFusion | None = None
+           ) -> Detection:
+    """The decision for one text: passage probabilities, flags and spans. In the accurate mode (``fusion``) the
+    passage probabilities and flags are the fused ones; spans stay the default mode's (gated on the encoder's own
+    probability)."""
+    base = passage_probabilities(raw, calibration)
+    probs = base if fusion is None else passage_probabilities(raw, calibration, fusion)
     text = raw.text
     langs = raw.passage_languages or ("en",) * len(probs)
     passages = tuple(
@@ -135,7 +149,7 @@ def decide(raw: RawScores, settings: Settings, calibration: Calibration) -> Dete
     )
     score = float(probs.max()) if probs.size else 0.0
     flagged = any(p.flagged for p in passages)  # a text with no English passage (or none at all) is not flagged
-    return Detection(score, flagged, tuple(find_spans(raw, probs, settings)), passages,
+    return Detection(score, flagged, tuple(find_spans(raw, base, settings)), passages,
                      main_language(language_sizes(passages)))
 
 

