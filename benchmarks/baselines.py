@@ -207,3 +207,17 @@ def choose_span_threshold(texts: Sequence[str], outs: Sequence[Output], gold: Se
 
 def make(name: str) -> Any:
     return {"rules": RuleBaseline, "gector": GrammarTaggerBaseline, "smollm2": SurprisalBaseline}[name]()
+
+
+def accurate_detector(model: Path | None) -> Any:
+    """The model's accurate mode (``Detector.load(accurate=True)``), or None (with the reason on stderr) when the
+    model has no ``lm_fusion.json`` or SmolLM2 is not installed."""
+    import sys
+
+    from detector import Detector, ModelError
+
+    try:
+        return Detector.load(model, accurate=True)
+    except ModelError as e:
+        print(f"accurate mode skipped: {e}", file=sys.stderr)
+        return None

@@ -1,12 +1,14 @@
 """BLiMP minimal-pair accuracy: does a scorer rate the unacceptable sentence of a pair as worse?
 
     python -m benchmarks.blimp [--model models/mtdetect-minilm-shape] [--per-paradigm 100] [--no-smollm2]
+        [--no-accurate]
 
 BLiMP (``../shared/data/acceptability/blimp``) has 67 paradigms of minimal pairs. A fixed third of the paradigms is
 held back from every fit (:func:`training.acceptability.held_paradigm`); the headline is pair accuracy on those,
 the share of pairs where the unacceptable sentence scores higher (ties count half; 0.5 = chance). Paradigms a model
-may have been fitted on are reported apart. Scorers: mtdetect's text probability, and SmolLM2-135M surprisal summed
-over tokens (the usual LM method for BLiMP) and averaged per token. Writes docs/blimp.md.
+may have been fitted on are reported apart. Scorers: mtdetect's text probability (default mode, and the accurate mode
+when the model has one and SmolLM2 is installed), and SmolLM2-135M surprisal summed over tokens (the usual LM method
+for BLiMP) and averaged per token. Writes docs/blimp.md.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 
 from detector import Detector
 from training.acceptability import blimp_pairs, held_paradigm
+
+from .baselines import accurate_detector
 
 
 def pair_accuracy(bad: Sequence[float], good: Sequence[float]) -> float:
@@ -36,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("docs/blimp.md"))
     ap.add_argument("--no-smollm2", action="store_true", help="skip the SmolLM2 surprisal scorer (slow)")
     ap.add_argument("--all-paradigms", action="store_true", help="also the paradigms a model may be fitted on")
+    ap.add_argument("--no-accurate", action="store_true", help="skip mtdetect's accurate mode (about 10 minutes)")
     args = ap.parse_args(argv)
     t0 = time.time()
     pairs = [p for p in blimp_pairs(args.per_paradigm) if args.all_paradigms or held_paradigm(p["UID"])]
@@ -45,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         f"mtdetect {det.config.version} text probability": ([d.score for d in det.detect_batch(bad)],
                                                             [d.score for d in det.detect_batch(good)]),
     }
+    acc = None if args.no_accurate else accurate_detector(args.model)
+    if acc is not None:
+        scores[f"mtdetect {det.config.version} accurate mode (--accurate)"] = (
+            [d.score for d in acc.detect_batch(bad)], [d.score for d in acc.detect_batch(good)])
     if not args.no_smollm2:
         from .baselines import SurprisalBaseline
 
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "# BLiMP minimal pairs",
         "",
         f"Written by `python -m benchmarks.blimp --per-paradigm {args.per_paradigm}"
-        f"{' --all-paradigms' if args.all_paradigms else ''}` on "
+        f"{' --all-paradigms' if args.all_paradigms else ''}{' --no-accurate' if args.no_accurate else ''}` on "
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}, 2 CPU cores ({round(time.time() - t0)} s). "
         f"{len(pairs)} pairs from {len({p['UID'] for p in pairs})} paradigms; {n_held} of the 67 are held back from "
         "every fit "

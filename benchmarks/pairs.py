@@ -1,13 +1,14 @@
 """Within-segment ranking on val_news: can a scorer tell two MT outputs of the same source sentence apart?
 
-    python -m benchmarks.pairs [--model models/mtdetect-minilm-shape] [--no-smollm2]
+    python -m benchmarks.pairs [--model models/mtdetect-minilm-shape] [--no-smollm2] [--no-accurate]
 
 val_news holds the outputs of several MT systems for the same source segments, each rated by MQM annotators.
 Segment AUROC over all records mixes two things: which *sentences* are long or hard (and so carry more errors
 in every system's output) and which *outputs* contain the errors. Pair accuracy keeps only the second: over pairs
 of outputs of one source segment with different labels, the share where the worse-labelled output scores higher
-(0.5 = chance). Scorers: mtdetect's passage probability, SmolLM2-135M surprisal (mean, peak, sum over tokens) and
-the token count. Writes docs/pairs.md.
+(0.5 = chance). Scorers: mtdetect's passage probability (default mode, and the accurate mode when the model has
+one and SmolLM2 is installed), SmolLM2-135M surprisal (mean, peak, sum over tokens) and the token count. Writes
+docs/pairs.md.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from detector import Detector
 from detector.evaluation import EvalRecord, auroc, pair_metrics, predict, score_records
 from training.records import read_records
 
+from .baselines import accurate_detector
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
     ap.add_argument("--out", type=Path, default=Path("docs/pairs.md"))
     ap.add_argument("--no-smollm2", action="store_true", help="skip the SmolLM2 surprisal scorer (3 minutes)")
+    ap.add_argument("--no-accurate", action="store_true", help="skip mtdetect's accurate mode (4 minutes)")
     args = ap.parse_args(argv)
     t0 = time.time()
     recs = read_records(args.corpus / "val_news.jsonl")
@@ -38,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         f"mtdetect {det.config.version} passage probability": [p.score for p in predict(det, score_records(det, recs))],
         "token count (whitespace words)": [float(len(r["text"].split())) for r in recs],
     }
+    acc = None if args.no_accurate else accurate_detector(args.model)
+    if acc is not None:
+        scorers[f"mtdetect {det.config.version} accurate mode (--accurate) passage probability"] = [
+                p.score for p in predict(acc, score_records(acc, recs))]
     if not args.no_smollm2:
         from .baselines import SurprisalBaseline
 

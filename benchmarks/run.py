@@ -31,7 +31,7 @@ SETS = [("val_news", "WMT21 news zh-en (held-back docs)"), ("val_ted", "WMT21 TE
         ("val_wmt22", "WMT22 QE zh-en dev"), ("val_bio", "Bio-MQM dev (6 source languages)"),
         ("val_mlqe", "MLQE-PE dev (5 source languages, post-edit labels)")]
 THROUGHPUT_START, THROUGHPUT_END = "<!-- throughput:start -->", "<!-- throughput:end -->"
-SYSTEMS = ["mtdetect", "rules", "gector", "smollm2"]
+SYSTEMS = ["mtdetect", "mtdetect-accurate", "rules", "gector", "smollm2"]
 SEED = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
 
@@ -64,9 +64,10 @@ class System:
 
     def __init__(self, name: str, train: list[dict]) -> None:
         self.name = name
-        if name == "mtdetect":
-            self.det = Detector.load()
-            self.label = f"mtdetect ({self.det.config.name} {self.det.config.version})"
+        if name in ("mtdetect", "mtdetect-accurate"):
+            self.det = Detector.load(accurate=name == "mtdetect-accurate")
+            mode = ", --accurate" if self.det.accurate else ""
+            self.label = f"mtdetect ({self.det.config.name} {self.det.config.version}{mode})"
             return
         self.impl = make(name)
         self.label = self.impl.name
@@ -81,7 +82,7 @@ class System:
 
     def score(self, rows: list[dict]) -> list[Scored]:
         texts = [r["text"] for r in rows]
-        if self.name == "mtdetect":
+        if self.name in ("mtdetect", "mtdetect-accurate"):
             preds = [Prediction.of(d) for d in self.det.detect_batch(texts, batch_size=32)]
         else:
             outs: list[Output] = self.impl.score(texts)

@@ -4,9 +4,10 @@ Each text is cut into chunks of whole passages (about :data:`CHUNK_CHARS` charac
 the LM scores each chunk as its own text and gives every token its surprisal -log p(token | preceding) and the
 entropy of the distribution it was drawn from. Per passage, :data:`FEATURES` summarise the LM tokens inside it; a
 linear model (:class:`LmFusion`, fitted by ``python -m training.lm_fusion`` on training records the encoder and the
-LM both never chose anything on) turns them into one "reads like garbled MT" logit, which the detector adds to its
-calibrated passage logit with a weight chosen on every validation source. The file ``lm_fusion.json`` in the model
-folder holds all of it, with the accurate mode's own calibration and decision settings.
+LM both never chose anything on) turns them into one "reads like garbled MT" logit, which the detector adds to the
+encoder's passage logits, with a weight chosen on every validation source and the mode's own calibration. The file
+``lm_fusion.json`` in the model folder holds all of it, with the mode's flag threshold; spans stay the default
+mode's.
 
 Results of one text do not depend on the other texts of a batch: chunks are cut from the text alone, and padding
 does not change a causal LM's values (right padding; checked in the tests).
@@ -167,6 +168,9 @@ class LmFusion:
             raise ModelError(f"{FUSION_FILE}: calibration must be four numbers (a, b, c, d)")
         if any(float(s) <= 0 for s in self.scale):
             raise ModelError(f"{FUSION_FILE}: every scale must be positive")
+        if not all(math.isfinite(float(x)) for x in (*self.mean, *self.scale, *self.weights, self.bias,
+                                                      self.lm_weight)):
+            raise ModelError(f"{FUSION_FILE}: every number must be finite")
 
     def logits(self, feats: np.ndarray) -> np.ndarray:
         """(P,) the LM model's logit of each passage's features."""

@@ -422,7 +422,8 @@ def _eval(a: argparse.Namespace) -> int:
     if a.format == "json":
         print(json.dumps(ev.jsonable(metrics), indent=1))
     else:
-        print(ev.markdown(metrics, f"{a.data.name} — {det.config.name} {det.config.version}"))
+        mode = " (accurate mode)" if det.accurate else ""
+        print(ev.markdown(metrics, f"{a.data.name} — {det.config.name} {det.config.version}{mode}"))
     return EXIT_OK
 
 

@@ -64,6 +64,11 @@ def test_fusion_round_trips_and_rejects_malformed_files(tmp_path: Path) -> None:
     (tmp_path / FUSION_FILE).write_text(json.dumps(bad))
     with pytest.raises(ModelError, match="weights"):
         LmFusion.read(tmp_path)
+    bad = fu.to_dict()
+    bad["bias"] = float("nan")
+    (tmp_path / FUSION_FILE).write_text(json.dumps(bad))
+    with pytest.raises(ModelError, match="finite"):
+        LmFusion.read(tmp_path)
     (tmp_path / FUSION_FILE).write_text("{not json")
     with pytest.raises(ModelError, match="cannot read"):
         LmFusion.read(tmp_path)
