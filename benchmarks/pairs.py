@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     acc = None if args.no_accurate else accurate_detector(args.model)
     if acc is not None:
         scorers[f"mtdetect {det.config.version} accurate mode (--accurate) passage probability"] = [
-                p.score for p in predict(acc, score_records(acc, recs))]
+            p.score for p in predict(acc, score_records(acc, recs))]
     if not args.no_smollm2:
         from .baselines import SurprisalBaseline
 

@@ -23,8 +23,8 @@ def passage_probabilities(raw: RawScores, calibration: Calibration, fusion: LmFu
     model has the sense head); 0 for a passage without tokens. With ``fusion`` (the accurate mode) and the raw
     scores' LM features: the fusion's own calibration, and ``fusion.lm_weight`` times the LM model's logit added
     inside the sigmoid."""
-    fused = fusion is not None and raw.lm_features is not None and bool(fusion.lm_weight)
-    a, b, c, d = fusion.calibration if fusion is not None and fused else calibration
+    fused = fusion if fusion is not None and raw.lm_features is not None and fusion.lm_weight else None
+    a, b, c, d = fused.calibration if fused is not None else calibration
     lg = raw.passage_logits
     g = lg[:, 0].astype(np.float64)
     m = lg[:, 1].astype(np.float64)
@@ -33,9 +33,8 @@ def passage_probabilities(raw: RawScores, calibration: Calibration, fusion: LmFu
     z = a * g[ok] + c * m[ok] + b
     if d and lg.shape[1] > 2:
         z = z + d * lg[ok, 2].astype(np.float64)
-    if fusion is not None and fused:
-        assert raw.lm_features is not None
-        z = z + fusion.lm_weight * fusion.logits(raw.lm_features[ok])
+    if fused is not None and raw.lm_features is not None:
+        z = z + fused.lm_weight * fused.logits(raw.lm_features[ok])
     out[ok] = np.where(z > -60.0, 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))), 0.0)
     return out
 
@@ -140,7 +139,7 @@ def decide(raw: RawScores, settings: Settings, calibration: Calibration, fusion:
     passage probabilities and flags are the fused ones; spans stay the default mode's (gated on the encoder's own
     probability)."""
     base = passage_probabilities(raw, calibration)
-    probs = base if fusion is None else passage_probabilities(raw, calibration, fusion)
+    probs = base if fusion is None or raw.lm_features is None else passage_probabilities(raw, calibration, fusion)
     text = raw.text
     langs = raw.passage_languages or ("en",) * len(probs)
     passages = tuple(

@@ -28,6 +28,7 @@ SHA256SUMS, and prints the table (default mode and accurate mode on the same rec
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -40,11 +41,11 @@ import numpy as np
 
 from detector import Detector
 from detector.evaluation import auroc, evaluate, jsonable, rates_by_source, spearman
-from detector.network import FUSION_FILE, LmFusion, LmScorer, LmToken, passage_features, write_manifest
+from detector.network import FUSION_FILE, LmFusion, LmScorer, LmToken, passage_features, split_passages, write_manifest
 from detector.network import LM_FEATURES as FEATURES
 
 from .finalize import load_seed
-from .lm_targets import read_targets
+from .lm_targets import fill_cache, read_targets
 from .search import (
     ScoredSet,
     _broad,
@@ -99,32 +100,19 @@ def sample(corpus: Path, n_val: int, seed: int = 7) -> dict[str, list[dict[str, 
     return out
 
 
-def cached_tokens(scorer: LmScorer | None, rows: list[dict[str, Any]], passages: list[np.ndarray], cache: Path,
-                  batch: int = 64) -> list[list[LmToken]]:
-    """The runtime's LM tokens of every row, read from ``cache`` or computed (and appended to it)."""
+def cached_tokens(scorer: LmScorer, rows: list[dict[str, Any]], cache: Path) -> list[list[LmToken]]:
+    """The runtime's LM tokens of every row (:meth:`LmScorer.text_tokens` on the text's own passages), read from
+    ``cache`` or computed and appended to it by :func:`training.lm_targets.fill_cache` (the one cache writer)."""
+    def score(texts: list[str]) -> list[list[LmToken]]:
+        spans = [np.array([(p.start, p.end) for p in split_passages(t)], dtype=np.int64).reshape(-1, 2) for t in texts]
+        return scorer.text_tokens(texts, spans)
+
+    fill_cache(rows, cache, score)
     have = read_targets(cache)
-    todo = [i for i, r in enumerate(rows) if r["id"] not in have]
-    if todo:
-        if scorer is None:
-            raise SystemExit(f"error: {len(todo)} records are not in {cache} and no LM is loaded")
-        log(f"LM: {len(todo)} records to score ({len(rows) - len(todo)} cached)")
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.time()
-        with cache.open("a", encoding="utf-8") as f:
-            for b in range(0, len(todo), batch):
-                idx = todo[b : b + batch]
-                toks = scorer.text_tokens([rows[i]["text"] for i in idx], [passages[i] for i in idx])
-                for i, t in zip(idx, toks):
-                    have[rows[i]["id"]] = t
-                    f.write(json.dumps({"id": rows[i]["id"], "toks": [list(x) for x in t]}) + "\n")
-                f.flush()
-                log(f"LM: {b + len(idx)}/{len(todo)} ({(b + len(idx)) / (time.time() - t0):.1f} records/s)")
     return [have[r["id"]] for r in rows]
 
 
 def with_features(s: ScoredSet, toks: list[list[LmToken]]) -> ScoredSet:
-    import dataclasses
-
     return ScoredSet(s.records, [dataclasses.replace(x, lm_features=passage_features(x.passage_offsets, t))
                                  for x, t in zip(s.raws, toks)])
 
@@ -209,17 +197,16 @@ def recall_at_clean_rates(det: Detector, val: dict[str, ScoredSet], clean: dict[
                           rates: tuple[float, ...] = CURVE_RATES) -> list[dict[str, Any]]:
     """For each share of the val_clean sample flagged: the threshold that flags it, flag recall per source and
     their mean, and the share of the test_clean sample flagged at that threshold."""
-    ref = np.array(record_scores(det, clean["val_clean"]))
+    ref = np.sort(np.array(record_scores(det, clean["val_clean"])))[::-1]
+    test = np.array(record_scores(det, clean["test_clean"]))
+    scored = {name: (np.array(record_scores(det, s)), *_broad(s)) for name, s in val.items()}
     out = []
     for rate in rates:
-        t = float(np.sort(ref)[::-1][min(len(ref) - 1, int(rate * len(ref)))]) + 1e-9
-        rec = {}
-        for name, s in val.items():
-            keep, y = _broad(s)
-            sc = np.array(record_scores(det, s))
-            rec[name] = float(((sc >= t) & y & keep).sum() / max(1, (y & keep).sum()))
-        out.append({"val_clean_rate": rate, "threshold": t, "recall": rec, "macro_recall": float(np.mean(list(rec.values()))),
-                    "test_clean_rate": float(np.mean(np.array(record_scores(det, clean["test_clean"])) >= t))})
+        t = float(ref[min(len(ref) - 1, int(rate * len(ref)))]) + 1e-9
+        rec = {name: float(((sc >= t) & y & keep).sum() / max(1, (y & keep).sum()))
+               for name, (sc, keep, y) in scored.items()}
+        out.append({"val_clean_rate": rate, "threshold": t, "recall": rec,
+                    "macro_recall": float(np.mean(list(rec.values()))), "test_clean_rate": float(np.mean(test >= t))})
     return out
 
 
@@ -245,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     sets: dict[str, ScoredSet] = {}
     for name, rows in groups.items():
         s = score_set(det, rows)
-        toks = cached_tokens(lm, rows, [x.passage_offsets for x in s.raws], args.cache)
+        toks = cached_tokens(lm, rows, args.cache)
         sets[name] = with_features(s, toks)
         log(f"{name}: {len(rows)} records")
     parts = fit_lm_model(det, sets["train"], tuple(args.exclude_features))
@@ -302,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             measured[mode][name] = {k: m[k] for k in ("n", "auroc_broad", "flag_recall", "flag_precision", "span_f1",
                                                       "clean_flag_rate", "clean_span_rate", "spearman_da",
                                                       "by_source") if k in m}
-        measured[mode]["seed_article"] = gold_of(d, seed_text, gold)
+        measured[mode]["seed_article"] = gold_of(d, seed_raw, gold)
         measured[mode]["seed_passages"] = seed_passages(d, seed_raw, gold)
     clean_sets = {"val_clean": sets["val_clean"], "test_clean": sets["test_clean"]}
     measured["recall_at_clean_rates"] = {mode: recall_at_clean_rates(d, val, clean_sets)
@@ -358,11 +345,11 @@ def seed_passages(det: Detector, raw: Any, gold: dict[str, Any]) -> dict[str, An
             "scores_must": [round(p.score, 3) for p in must], "top_other": sorted(round(p.score, 3) for p in other)[-3:]}
 
 
-def gold_of(det: Detector, text: str, gold: dict[str, Any]) -> dict[str, Any]:
+def gold_of(det: Detector, raw: Any, gold: dict[str, Any]) -> dict[str, Any]:
+    """The seed article's gold rule on ``det``'s decision from raw scores already computed (with LM features)."""
     from detector.evaluation import gold_rule
 
-    d = det.detect(text)
-    return gold_rule(text, gold, [(s.start, s.end) for s in d.spans])
+    return gold_rule(raw.text, gold, [(s.start, s.end) for s in det.decide(raw).spans])
 
 
 def report(m: dict[str, Any]) -> str:
