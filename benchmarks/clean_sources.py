@@ -1,14 +1,17 @@
-"""Flag and span rates on clean human English (test_clean), per source, for one or more model folders.
+"""Flag and span rates on clean human English (test_clean by default), per source, for one or more model folders.
 
-    python -m benchmarks.clean_sources models/mtdetect-minilm-shape [OTHER_MODEL ...]
+    python -m benchmarks.clean_sources models/mtdetect-minilm-shape [OTHER_MODEL ...] [--split val_clean]
+        [--n 500] [--accurate]
 
-test_clean is never used for any choice (thresholds come from val_news and val_clean), so these rates are an
-independent check of how often fluent human English is flagged, broken down by where the text comes from.
+test_clean is never used for any choice (thresholds come from the validation sets and val_clean), so these rates
+are an independent check of how often fluent human English is flagged, broken down by where the text comes from.
+``--n`` scores a fixed sample (``training.records.read_records(path, n)``, the sample ``benchmarks.run --n`` takes
+of val_clean); ``--accurate`` scores each model in its accurate mode as well (a second line per model).
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,26 +19,36 @@ from detector import Detector
 from training.records import read_records
 
 
+def rates(det: Detector, rows: list[dict]) -> str:
+    """One line: pooled flag and span rates, then flagged/records per source."""
+    res = det.detect_batch([r["text"] for r in rows], batch_size=64)
+    by: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r, d in zip(rows, res):
+        b = by[r["source"]]
+        b[0] += 1
+        b[1] += d.flagged
+        b[2] += bool(d.spans)
+    n, fl, sp = (sum(v[i] for v in by.values()) for i in range(3))
+    mode = " --accurate" if det.accurate else ""
+    return (f"{det.config.name} {det.config.version}{mode}: n={n} flagged={fl / n:.2%} with span={sp / n:.2%} | "
+            + ", ".join(f"{k} {v[1]}/{v[0]}={v[1] / v[0]:.1%}" for k, v in sorted(by.items())))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        print(__doc__, file=sys.stderr)
-        return 2
-    rows = read_records(Path("build/corpus/test_clean.jsonl"))
-    for path in args:
-        det = Detector.load(path)
-        res = det.detect_batch([r["text"] for r in rows], batch_size=64)
-        by: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for r, d in zip(rows, res):
-            b = by[r["source"]]
-            b[0] += 1
-            b[1] += d.flagged
-            b[2] += bool(d.spans)
-        n, fl, sp = (sum(v[i] for v in by.values()) for i in range(3))
-        print(f"{det.config.name} {det.config.version}: n={n} flagged={fl / n:.2%} with span={sp / n:.2%} | "
-              + ", ".join(f"{k} {v[1]}/{v[0]}={v[1] / v[0]:.1%}" for k, v in sorted(by.items())), flush=True)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.clean_sources", description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+", help="model folders")
+    ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
+    ap.add_argument("--split", choices=["test_clean", "val_clean"], default="test_clean")
+    ap.add_argument("--n", type=int, default=0, help="a fixed sample of this many records (default: all)")
+    ap.add_argument("--accurate", action="store_true", help="also score each model in its accurate mode")
+    args = ap.parse_args(argv)
+    rows = read_records(args.corpus / f"{args.split}.jsonl", args.n)
+    for path in args.models:
+        print(rates(Detector.load(path), rows), flush=True)
+        if args.accurate:
+            print(rates(Detector.load(path, accurate=True), rows), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

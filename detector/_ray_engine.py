@@ -23,10 +23,10 @@ class _Scorer:
     """A Ray actor: loads the model once, then scores batches."""
 
     def __init__(self, model: str | None, settings: dict[str, Any], opts: CorpusOptions, verify: bool,
-                 kind: str) -> None:
+                 kind: str, accurate: bool = False) -> None:
         from ._detector import Detector
 
-        self.det = Detector.load(model, verify=verify, threads=1).with_settings(**settings)
+        self.det = Detector.load(model, verify=verify, threads=1, accurate=accurate).with_settings(**settings)
         self.opts = opts
         self.kind = kind
 
@@ -46,8 +46,9 @@ class _Scorer:
 
 def run_ray(model: str | None, settings: dict[str, Any], shards: Sequence[Path], out_dir: Path, opts: CorpusOptions,
             *, address: str | None, workers: int, verify: bool = True,
-            progress: Callable[[int], None] | None = None) -> list[ShardStats]:
-    """Score the pending ``shards`` on Ray; returns per-shard statistics (skipped shards included)."""
+            progress: Callable[[int], None] | None = None, accurate: bool = False) -> list[ShardStats]:
+    """Score the pending ``shards`` on Ray (each actor in the accurate mode with ``accurate``); returns per-shard
+    statistics (skipped shards included)."""
     import ray
 
     if not ray.is_initialized():  # a local runtime: one CPU per actor plus one for the read tasks
@@ -70,7 +71,7 @@ def run_ray(model: str | None, settings: dict[str, Any], shards: Sequence[Path],
             ds = ray.data.read_parquet(paths, include_paths=True)
             fmt = "pyarrow"
         scored = ds.map_batches(_Scorer, fn_constructor_kwargs={"model": model, "settings": settings, "opts": opts,
-                                                                "verify": verify, "kind": kind},
+                                                                "verify": verify, "kind": kind, "accurate": accurate},
                                 compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                                 batch_size=opts.batch_records, batch_format=fmt)
         by_name = {s.name: s for s in group}

@@ -4,7 +4,7 @@
   ``mtdetect score --format html``.
 - ``POST /score``: JSON Lines in (``{"id": ..., "text": ...}`` per line), JSON Lines out (the record schema of
   ``mtdetect score --format jsonl``), in order.
-- ``GET /health``: model name and version.
+- ``GET /health``: model name, version and whether the accurate mode is on.
 
 The model is loaded once; scoring runs in a worker thread under a lock, so concurrent requests are safe. Limits give
 clear 4xx errors as JSON ``{"error": "..."}``: 413 for a body over ``max_bytes``, more than ``max_records`` records or
@@ -124,7 +124,8 @@ def create_app(det: Any, max_bytes: int = MAX_BYTES, max_records: int = MAX_RECO
         return PlainTextResponse(body, media_type="application/x-ndjson")
 
     async def health(_request: Request) -> Response:
-        return JSONResponse({"status": "ok", "model": info["name"], "version": info["version"]})
+        return JSONResponse({"status": "ok", "model": info["name"], "version": info["version"],
+                             "accurate": info["accurate"]})
 
     return Starlette(routes=[Route("/", page, methods=["GET", "POST"]), Route("/score", score_endpoint, methods=["POST"]),
                              Route("/health", health, methods=["GET"])])

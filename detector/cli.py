@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_model(cp)
     cp.add_argument("--threads", type=int, help=f"CPU threads of the local engine's network (1-{MAX_THREADS})")
     cp.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary lines")
+    _add_accurate(cp)
     _add_settings(cp)
     sv = sub.add_parser("serve", help="a local web page and a POST /score endpoint (needs the serve extra)")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-bytes", type=int, default=1 << 20, help="largest request body (default 1 MiB)")
     sv.add_argument("--max-records", type=int, default=256, help="most records in one POST /score (default 256)")
     sv.add_argument("--max-chars", type=int, default=100_000, help="longest text in one record (default 100000)")
+    _add_accurate(sv)
     inf = sub.add_parser("info", help="model name, version, checksum status and thresholds")
     _add_model(inf)
     _add_accurate(inf)
@@ -333,7 +335,8 @@ def _score_corpus(a: argparse.Namespace) -> int:
     try:
         if a.engine == "ray":
             stats = run_ray(str(a.model) if a.model else None, _setting_changes(a), shards, a.output, opts,
-                            address=a.address, workers=a.workers, verify=not a.no_verify, progress=progress.update)
+                            address=a.address, workers=a.workers, verify=not a.no_verify, progress=progress.update,
+                            accurate=a.accurate)
         else:
             stats = []
             for shard in shards:
@@ -369,7 +372,8 @@ def _serve(a: argparse.Namespace) -> int:
     if det is None:
         return EXIT_MODEL
     app = create_app(det, a.max_bytes, a.max_records, a.max_chars)
-    _err(f"serving {det.config.name} {det.config.version} on http://{a.host}:{a.port}/ (Ctrl-C to stop)")
+    mode = " (accurate mode)" if det.accurate else ""
+    _err(f"serving {det.config.name} {det.config.version}{mode} on http://{a.host}:{a.port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return EXIT_OK
 

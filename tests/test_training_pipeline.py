@@ -126,6 +126,65 @@ def test_choose_thresholds_respects_the_clean_budgets(tiny_detector: Detector, s
     assert th["span_gate"] in (0.0, 0.5) and 0.0 <= th["span_threshold"] <= 1.0
 
 
+def test_flag_threshold_holds_a_budget_per_clean_set(tiny_detector: Detector, sets) -> None:  # type: ignore[no-untyped-def]
+    """A mapping gives each clean set its own budget (the accurate mode's two clean views); the threshold holds
+    every one of them, so it is at least the one a single budget gives for the stricter set."""
+    from training.search import ScoredSet, choose_flag_threshold
+
+    news, clean = sets
+    cleans = {"one": ScoredSet(clean.records[:15], clean.raws[:15]),
+              "two": ScoredSet(clean.records[15:], clean.raws[15:])}
+    budgets = {"one": 0.3, "two": 0.0}
+    thr, _, floor = choose_flag_threshold(tiny_detector, {"news": news}, cleans, budgets)
+    assert thr >= floor
+    for name, part in cleans.items():
+        m = evaluate(part.records, predict(tiny_detector.with_settings(threshold=thr), part.raws))
+        assert m["clean_flag_rate"] <= budgets[name] + 1e-9
+    loose, _, _ = choose_flag_threshold(tiny_detector, {"news": news}, {"one": cleans["one"]}, 0.3)
+    assert thr >= loose
+
+
+def test_pools_per_clean_source_and_hard_negatives(tmp_path: Path) -> None:
+    """clean_by_source: a pool per clean English source with its own size; hard_negatives: the records the mined
+    file names form a pool of their own on top (only clean English), in their documents."""
+    from training.train import documents, load_pools
+
+    recs = [{**r, "source": src, "doc_id": f"{src}{r['doc_id']}", "id": f"{src}-{r['id']}"}
+            for src in ("brown", "gum") for r in _records(6, 3, clean_only=True)] + _records(6, 4)
+    mined = tmp_path / "mined.jsonl"
+    hard = ["gum-r3-1", "gum-r3-4", "r4-0"]  # the last is not clean English: never a hard negative
+    mined.write_text("".join(json.dumps({"id": i, "source": "x", "score": 0.9}) + "\n" for i in hard))
+    docs = documents(recs)
+    cfg = {"clean_by_source": True, "hard_negatives": str(mined),
+           "per_epoch": {"brown": 2, "gum": -1, "wmt21_news": -1, "hard_negative": -1}}
+    pools = load_pools(docs, cfg, random.Random(0))
+    assert sorted(pools) == ["brown", "gum", "hard_negative", "wmt21_news"]
+    assert len(pools["brown"]) == 2 and len(pools["gum"]) == 6
+    assert sorted(g[i]["id"] for g, i in pools["hard_negative"]) == ["gum-r3-1", "gum-r3-4"]
+    assert all(g is docs[(g[i]["doc_id"], g[i]["system"])] for g, i in pools["hard_negative"])  # in its document
+    one = load_pools(docs, {"per_epoch": {"clean_english": -1}}, random.Random(0))
+    assert sorted(one) == ["clean_english", "wmt21_news"] and len(one["clean_english"]) == 12
+
+
+def test_mined_hard_negatives_are_each_clean_sources_top_scores(tiny_detector: Detector, tmp_path: Path) -> None:
+    from training.hard_negatives import mine, read_ids
+
+    recs = [{**r, "source": src, "id": f"{src}-{r['id']}"} for src in ("brown", "gum")
+            for r in _records(10, 5, clean_only=True)] + _records(10, 6)
+    rows = mine(tiny_detector, recs, per_source=10, top=0.2, seed=0)
+    assert [r["source"] for r in rows] == ["brown", "brown", "gum", "gum"]  # 20% of each clean source, no MT
+    score = {r["id"]: d.score for r, d in zip(recs, tiny_detector.detect_batch([r["text"] for r in recs]))}
+    for src in ("brown", "gum"):
+        kept = [r for r in rows if r["source"] == src]
+        assert kept[0]["score"] >= kept[1]["score"]  # highest first
+        assert all(abs(score[r["id"]] - r["score"]) < 1e-4 for r in kept)
+        rest = [v for k, v in score.items() if k.startswith(src) and k not in {r["id"] for r in kept}]
+        assert kept[1]["score"] >= max(rest) - 1e-4  # the top of the source
+    path = tmp_path / "mined.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_ids(path) == {r["id"] for r in rows}
+
+
 def test_choose_thresholds_reports_an_unmet_constraint(tiny_detector: Detector, sets) -> None:  # type: ignore[no-untyped-def]
     from training.search import choose_thresholds
 

@@ -19,6 +19,7 @@ from .records import (
     AMBIGUOUS,
     BROAD,
     CLEAN,
+    CLEAN_SOURCES,
     MAJOR,
     STRICT,
     DropLog,
@@ -33,7 +34,6 @@ from .synth import SynthConfig, generate
 
 VAL_NEWS_FRACTION = 0.15
 SPLIT_SALT = "mtdetect-v1"
-CLEAN_SOURCES = {"gum", "brown", "abc", "sotu", "newstest_en", "wmt21_ref_a"}
 MQM_SOURCES = {"wmt20_news", "wmt21_news", "wmt21_ted", "bio_mqm"}
 
 

@@ -5,7 +5,9 @@ to the encoder (issue #11, item 2: "if fusing the LM at run time wins clearly, a
         --cache build/lm_fusion/tokens.jsonl
 
 1. A fixed sample (seed 7): training records of WMT20/21 news, Bio-MQM, MLQE-PE and every clean English source;
-   up to ``--n-val`` records of each validation source; 100 records of each val_clean and test_clean source.
+   up to ``--n-val`` records of each validation source; 100 records of each val_clean and test_clean source; and
+   1,000 records drawn from val_clean as a whole (``val_clean_pooled``: Brown and ABC weigh there as they do in
+   val_clean, where the per-source sample weighs every source the same).
 2. The LM scores every sampled text as the runtime does (:meth:`detector._lm.LmScorer.text_tokens`); tokens are
    cached as JSON lines keyed by record id (resumable: the LM reads about 7 records/s on 2 cores).
 3. The LM model: a weighted logistic regression of the per-passage LM features (:data:`detector._lm.FEATURES`) of
@@ -17,8 +19,9 @@ to the encoder (issue #11, item 2: "if fusing the LM at run time wins clearly, a
    passages), the scale and intercept by logistic regression (every source and clean English weighing the same),
    then
    the flag threshold by :func:`training.search.choose_flag_threshold` (best mean flag F1 over the sources) with
-   the clean budget the default mode spends on the same val_clean sample (as quiet on human English as the default
-   mode). Spans are the default mode's (cut by the model's span settings, gated on the encoder's probability).
+   the clean budgets the default mode spends on both clean views (the per-source sample and the pooled one): the
+   accurate mode flags no larger share of either than the default mode does. Spans are the default mode's (cut by
+   the model's span settings, gated on the encoder's probability).
 5. Leave-one-source-out: the LM weight chosen without each source, measured on it.
 
 Writes ``lm_fusion.json`` into the model folder (with the measured table under ``"measured"``), refreshes its
@@ -46,6 +49,7 @@ from detector.network import LM_FEATURES as FEATURES
 
 from .finalize import load_seed
 from .lm_targets import fill_cache, read_targets
+from .records import CLEAN_SOURCES
 from .search import (
     ScoredSet,
     _broad,
@@ -58,8 +62,9 @@ from .search import (
 )
 
 VAL_SOURCES = ("val_news", "val_ted", "val_wmt22", "val_bio", "val_mlqe")
-CLEAN_SOURCES = ("abc", "brown", "gum", "newstest_en", "sotu", "wmt21_ref_a")
+CLEAN_VIEWS = ("val_clean", "val_clean_pooled")  # both budgets hold (training.search.choose_flag_threshold)
 LmParts = tuple[np.ndarray, np.ndarray, np.ndarray, float]  # the LM model: mean, scale, weights, bias
+POOLED_CLEAN = 1000  # records of val_clean as a whole (the second clean view)
 LM_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 
@@ -73,7 +78,8 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def sample(corpus: Path, n_val: int, seed: int = 7) -> dict[str, list[dict[str, Any]]]:
-    """The fixed sample: {"train": ..., each validation source: ..., "val_clean": ..., "test_clean": ...}."""
+    """The fixed sample: {"train": ..., each validation source: ..., "val_clean": ..., "test_clean": ...,
+    "val_clean_pooled": ...}."""
     rng = random.Random(seed)
     out: dict[str, list[dict[str, Any]]] = {}
 
@@ -97,6 +103,7 @@ def sample(corpus: Path, n_val: int, seed: int = 7) -> dict[str, list[dict[str, 
     for src in CLEAN_SOURCES:
         take([r for r in tr if r["source"] == src], 100, "train")
     clean("test_clean")
+    take(_rows(corpus / "val_clean.jsonl"), POOLED_CLEAN, "val_clean_pooled")  # last: the groups above stay as before
     return out
 
 
@@ -217,38 +224,55 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("build/lm_fusion/tokens.jsonl"))
     ap.add_argument("--n-val", type=int, default=400, help="records per validation source (default 400)")
     ap.add_argument("--max-clean-flag-rate", type=float,
-                    help="at most this share of the val_clean sample (100 records per source) flagged (default: the "
-                         "share the default mode flags at its own threshold: as quiet on human English as it)")
+                    help="at most this share of each clean view flagged (the val_clean sample of 100 records per "
+                         "source, and 1,000 records of val_clean as a whole; default: the share the default mode "
+                         "flags of each at its own threshold: as quiet on human English as it on both)")
     ap.add_argument("--report", type=Path, help="also write the markdown table to this file")
     ap.add_argument("--exclude-features", nargs="*", default=[], choices=FEATURES, metavar="NAME",
                     help=f"LM features the model leaves out (weight 0); of: {', '.join(FEATURES)}")
+    ap.add_argument("--lm-model", type=Path, metavar="LM_FUSION_JSON",
+                    help="take the LM model (mean, scale, weights, bias) from this lm_fusion.json instead of fitting "
+                         "it on the training sample (then the training records need no LM pass); the LM weight, "
+                         "calibration and threshold are still chosen")
     ap.add_argument("--dry-run", action="store_true", help="measure and print, write nothing into the model folder")
     args = ap.parse_args(argv)
+    if args.lm_model and args.exclude_features:
+        ap.error("--exclude-features applies to a fitted LM model, not one read with --lm-model")
 
     t0 = time.time()
     det = Detector.load(args.model, backend="torch")
     lm = LmScorer.load()
     groups = sample(args.corpus, args.n_val)
+    kept = LmFusion.from_dict(json.loads(args.lm_model.read_text(encoding="utf-8"))) if args.lm_model else None
+    if kept is not None:  # the LM model is read, not fitted: its training records need no LM tokens
+        groups.pop("train")
     sets: dict[str, ScoredSet] = {}
     for name, rows in groups.items():
         s = score_set(det, rows)
         toks = cached_tokens(lm, rows, args.cache)
         sets[name] = with_features(s, toks)
         log(f"{name}: {len(rows)} records")
-    parts = fit_lm_model(det, sets["train"], tuple(args.exclude_features))
+    if kept is not None:
+        parts: LmParts = (np.array(kept.mean), np.array(kept.scale), np.array(kept.weights), kept.bias)
+        log(f"LM model read from {args.lm_model}")
+    else:
+        parts = fit_lm_model(det, sets["train"], tuple(args.exclude_features))
     log("LM model: " + ", ".join(f"{n} {w:+.2f}" for n, w in zip(FEATURES, parts[2])))
     val = {k: sets[k] for k in VAL_SOURCES}
     table = macro_by_weight(det, lm, parts, val)
     seed_text, gold = load_seed()
     seed_raw = det.with_lm(lm, fusion_of(det, *parts, 0.0, det.config.calibration)).score_raw([seed_text])[0]
     seed_default = seed_passages(det, seed_raw, gold)
-    default_rate = float(np.mean([p.flagged for p in predictions(det, sets["val_clean"])]))
-    budget = args.max_clean_flag_rate if args.max_clean_flag_rate is not None else default_rate
-    log(f"clean budget {budget:.4f} (the default mode flags {default_rate:.4f} of the val_clean sample)")
+    clean_views = {k: sets[k] for k in CLEAN_VIEWS}
+    default_rates = {k: float(np.mean([p.flagged for p in predictions(det, s)])) for k, s in clean_views.items()}
+    budget = {k: args.max_clean_flag_rate if args.max_clean_flag_rate is not None else r
+              for k, r in default_rates.items()}
+    log("clean budgets " + ", ".join(f"{k} {budget[k]:.4f} (the default mode flags {r:.4f})"
+                                     for k, r in default_rates.items()))
 
     def settle(lw: float) -> tuple[LmFusion, dict[str, Any]]:
         fu = rescaled(det, lm, parts, lw, val, sets["val_clean"])
-        thr, flag_f1, floor = choose_flag_threshold(det.with_lm(lm, fu), val, {"val_clean": sets["val_clean"]}, budget)
+        thr, flag_f1, floor = choose_flag_threshold(det.with_lm(lm, fu), val, clean_views, budget)
         fu = fusion_of(det, *parts, fu.lm_weight, fu.calibration, {"threshold": thr})
         return fu, {"threshold": thr, "mean_flag_f1": flag_f1, "clean_floor": floor, "clean_budget": budget,
                     "seed_passages": seed_passages(det.with_lm(lm, fu), seed_raw, gold)}
@@ -278,13 +302,13 @@ def main(argv: list[str] | None = None) -> int:
                                 "chosen_lm_weight": best, "leave_one_source_out": loso, "search": th,
                                 "default": {}, "accurate": {}, "default_matched": {}}
     for mode, d in (("default", det), ("accurate", acc), ("default_matched", matched)):
-        for name in (*VAL_SOURCES, "val_clean", "test_clean"):
+        for name in (*VAL_SOURCES, *CLEAN_VIEWS, "test_clean"):
             preds = predictions(d, sets[name])
             m = evaluate(sets[name].records, preds)
             if name == "val_mlqe":
                 da = [(r, p.score) for r, p in zip(groups[name], preds) if r.get("meta", {}).get("da") is not None]
                 m["spearman_da"] = -spearman([p for _, p in da], [r["meta"]["da"] for r, _ in da])
-            if name.endswith("clean"):
+            if name in (*CLEAN_VIEWS, "test_clean"):
                 m["by_source"] = rates_by_source(sets[name].records, preds)
             measured[mode][name] = {k: m[k] for k in ("n", "auroc_broad", "flag_recall", "flag_precision", "span_f1",
                                                       "clean_flag_rate", "clean_span_rate", "spearman_da",
@@ -373,7 +397,7 @@ def report(m: dict[str, Any]) -> str:
     lines.append("| clean sample | flagged default | accurate | with a span (both) | per source flagged, default "
                  "| per source flagged, accurate |")
     lines.append("|---|---|---|---|---|---|")
-    for s in ("val_clean", "test_clean"):
+    for s in (*CLEAN_VIEWS, "test_clean"):
         a, b = m["default"][s], m["accurate"][s]
         per = [", ".join(f"{k} {v['flag_rate'] * 100:.0f}%" for k, v in sorted(x["by_source"].items())) for x in (a, b)]
         lines.append(f"| {s} | {f(a['clean_flag_rate'])} | {f(b['clean_flag_rate'])} | {f(b['clean_span_rate'])} | "

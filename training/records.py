@@ -31,6 +31,9 @@ BROAD = "broad"  # >= 1 major span, none of them fluency
 CLEAN = "clean"  # no error at all
 AMBIGUOUS = "ambiguous"  # minor/neutral only, or otherwise unusable as a segment label
 
+# clean human English sources (every record labelled clean), in this order wherever they are iterated
+CLEAN_SOURCES = ("abc", "brown", "gum", "newstest_en", "sotu", "wmt21_ref_a")
+
 
 def map_category(category: str) -> str | None:
     """Map a source taxonomy category (Google MQM, WMT21, Bio-MQM) onto a coarse class.

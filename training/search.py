@@ -10,7 +10,7 @@ module only decides which settings to try and which to keep.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,12 +252,14 @@ def _quantile_floor(values: Sequence[float], max_rate: float) -> float:
 
 
 def choose_flag_threshold(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet],
-                          max_flag: float = 0.01) -> tuple[float, float, float]:
+                          max_flag: float | Mapping[str, float] = 0.01) -> tuple[float, float, float]:
     """(threshold, its mean flag F1, the clean floor): the best mean F1 (broad vs clean) over the labelled sources
-    among thresholds that flag at most ``max_flag`` of every clean source (one record of a source under 100)."""
+    among thresholds that flag at most ``max_flag`` of every clean source (one record of a source under 100);
+    ``max_flag`` may also give each clean set its own budget (a mapping with a key per clean set)."""
     from detector.evaluation import best_f1_threshold
 
-    floor_thr = max(_quantile_floor(record_scores(det, s), max_flag) for s in clean.values())
+    budget = {k: max_flag[k] if isinstance(max_flag, Mapping) else max_flag for k in clean}
+    floor_thr = max(_quantile_floor(record_scores(det, s), budget[k]) for k, s in clean.items())
     scored = {k: record_scores(det, s) for k, s in labelled.items()}
     cands = sorted({round(x / 200, 3) for x in range(1, 200)})
     best_t, best_f = floor_thr, -1.0

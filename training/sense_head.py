@@ -49,10 +49,9 @@ from detector.network import write_manifest
 
 from .acceptability import blimp_pairs, cola_rows, held_paradigm
 from .features import cached_features, with_layers
-from .records import read_records
+from .records import CLEAN_SOURCES, read_records
 
 MLQE_PAIRS = ("ro-en", "et-en", "ne-en", "si-en", "ru-en")
-CLEAN_SOURCES = ("abc", "brown", "gum", "sotu", "newstest_en", "wmt21_ref_a")
 LOW_DA, HIGH_DA = 30.0, 70.0
 PE_PAIR_DA = 50.0  # MT-vs-post-edit pairs: outputs rated below this ("major mistakes" or worse)
 

@@ -34,8 +34,9 @@ from detector.network import (
     write_manifest,
 )
 
+from .hard_negatives import read_ids
 from .lm_targets import align, read_targets
-from .records import read_records
+from .records import CLEAN_SOURCES, read_records
 from .sense_head import PE_PAIR_DA, held_back, post_edit_of, soft_target
 
 IGNORE_W = 0
@@ -223,13 +224,20 @@ def documents(records: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 def load_pools(docs: dict[tuple[str, str], list[dict]], cfg: dict,
                rng: random.Random) -> dict[str, list[tuple[list[dict], int]]]:
-    """Per-source pools of (document group, index) pairs, sub-sampled as the config says."""
+    """Per-source pools of (document group, index) pairs, sub-sampled as the config says. Clean English is one pool
+    (``clean_english``) unless ``clean_by_source`` (a pool per source, each with its own ``per_epoch`` size); with
+    ``hard_negatives`` (a file of :mod:`training.hard_negatives`), the records it names also form a pool of their own
+    (``hard_negative``), in their own documents: drawn on top of their source's share."""
     pools: dict[str, list[tuple[list[dict], int]]] = defaultdict(list)
+    hard = read_ids(Path(cfg["hard_negatives"])) if cfg.get("hard_negatives") else set()
     for g in docs.values():
         for i, r in enumerate(g):
             src = r["source"]
-            if src in ("gum", "brown", "abc", "sotu", "newstest_en", "wmt21_ref_a"):
-                src = "clean_english"
+            if src in CLEAN_SOURCES:
+                if r["id"] in hard and r["label"] == "clean":
+                    pools["hard_negative"].append((g, i))
+                if not cfg.get("clean_by_source"):
+                    src = "clean_english"
             pools[src].append((g, i))
     sizes = cfg["per_epoch"]
     out = {}
