@@ -3,6 +3,7 @@ benchmark's pair accuracy. Nothing here trains a network: tiny random models and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,17 @@ def test_clean_group_per_source(per_source: bool) -> None:
         assert got == {"brown": 20, "abc": 20, "gum": 20, "sotu": 20, "newstest_en": 12, "wmt21_ref_a": 20}
     else:
         assert got["newstest_en"] < 12 and got["brown"] > got["abc"]
+
+
+def test_hard_negative_group_is_the_mined_clean_english(tmp_path: Path) -> None:
+    """--hard-negatives: the clean English training records the mined file names, in corpus order; ids of MT or of
+    records missing from the corpus are skipped."""
+    from training.sense_head import hard_negative_group
+
+    train = [{"id": f"gum-{i}", "source": "gum", "label": "clean", "text": f"g {i}"} for i in range(5)]
+    train += [{"id": "mt-0", "source": "wmt21_news", "label": "clean", "text": "m"},
+              {"id": "sotu-0", "source": "sotu", "label": "clean", "text": "s"}]
+    mined = tmp_path / "mined.jsonl"
+    mined.write_text("".join(json.dumps({"id": i, "source": "x", "score": 0.5}) + "\n"
+                             for i in ("sotu-0", "gum-3", "mt-0", "gone-1", "gum-1")))
+    assert [r["id"] for r in hard_negative_group(train, mined)] == ["gum-1", "gum-3", "sotu-0"]

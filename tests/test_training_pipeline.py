@@ -390,3 +390,47 @@ def test_pair_loss_ranks_post_edits_on_the_any_major_and_sense_outputs() -> None
     hi2 = torch.zeros((1, 2), requires_grad=True)  # no sense output: the any-major term alone
     pair_loss(hi2, torch.zeros((1, 2)), [PE_KIND]).backward()
     assert hi2.grad is not None and hi2.grad[0, 0] == 0 and hi2.grad[0, 1] < 0
+
+
+@pytest.mark.parametrize("n_layers", [0, 1], ids=["nothing-frozen", "lowest-layer-frozen"])
+def test_freeze_layers_leaves_the_lower_encoder_unchanged(tiny_model_dir: Path, n_layers: int) -> None:
+    """freeze_layers: the embeddings and the lowest layers get no gradient and no optimiser step; the rest trains."""
+    import torch
+    from safetensors.torch import load_file
+
+    from detector.network import SpanDetector
+    from training.train import frozen_encoder_params
+
+    cfg = json.loads((tiny_model_dir / "config.json").read_text(encoding="utf-8"))
+    model = SpanDetector(cfg["bert"], sense_head=bool(cfg.get("sense_head")))
+    model.load_state_dict({k: v.float() for k, v in load_file(str(tiny_model_dir / "model.safetensors")).items()})
+    n = frozen_encoder_params(model, n_layers)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    ids = torch.randint(5, int(cfg["bert"]["vocab_size"]), (2, 12))
+    tok, passage = model(ids, torch.zeros_like(ids), torch.ones_like(ids), torch.ones_like(ids))
+    (tok.pow(2).sum() + passage.pow(2).sum()).backward()
+    opt.step()
+    moved = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+    low = ("bert.embeddings.", *(f"bert.encoder.layer.{i}." for i in range(n_layers)))
+    assert (n > 0) == (n_layers > 0)
+    assert not any(k.startswith(low) for k in moved) if n_layers else any(k.startswith("bert.embeddings.") for k in moved)
+    assert any(k.startswith(f"bert.encoder.layer.{n_layers}.") for k in moved)
+
+
+@pytest.mark.parametrize("ignore_broad,expected", [(False, 0.0), (True, None)], ids=["broad-is-clean", "broad-ignored"])
+def test_broad_records_garbled_target(tiny_detector: Detector, ignore_broad: bool, expected: float | None) -> None:
+    """A record whose only major error is an accuracy error: its passage is clean for the garbled output by default,
+    left out with ignore_broad; its any-major target is 1 either way, and a clean record stays 0 / 0."""
+    from training.train import ExampleBuilder
+
+    text = "The patient was given the drug twice a day for a week."
+    acc = {"start": 4, "end": 11, "category": "accuracy", "severity": "major"}
+    rec = {"id": "b-1", "doc_id": "d", "system": "s", "seg": 0, "source": "bio_mqm", "text": text, "spans": [acc],
+           "label": "broad", "synthetic": False, "meta": {}}
+    b = ExampleBuilder(tiny_detector.tokenizer, {"max_length": 48, "context_tokens": 8, "ignore_broad": ignore_broad})
+    ex = b.build([rec], 0, random.Random(0))
+    assert ex is not None and ex.y[1] == 1.0
+    assert math.isnan(ex.y[0]) if expected is None else ex.y[0] == expected
+    clean = b.build([{**rec, "id": "c-1", "spans": [], "label": "clean"}], 0, random.Random(0))
+    assert clean is not None and clean.y == (0.0, 0.0)

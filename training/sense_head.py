@@ -18,6 +18,10 @@ mean-pooled passage states of those encoder layers (config ``sense_layers``). Ta
   post-editor) as negatives, and (``--pe-pair-weight``) a pairwise term: an output rated as damaged (DA < 50) should
   score above its own post-edit. Same sentence, same topic: the pair cannot be told apart by topic or names, only by
   what the post-editor repaired (round 2 found the head learning the article's topic instead of meaning);
+- optionally (``--hard-negatives FILE --hard-weight W``) the mined hard negatives of :mod:`training.hard_negatives`
+  (clean English of the training split that the input model scores highest: long sentences, quotations, lists,
+  names) as a group of negatives of their own, so that the head learns to lower exactly those (issue #11, item 5)
+  without moving the encoder;
 - optionally (``--cola-weight``) CoLA's training sentences, unacceptable = positive, as a fourth group, and
   (``--blimp-weight``) BLiMP minimal pairs of the paradigms not held back, as a pairwise term: the unacceptable
   sentence should score above the acceptable one (:mod:`training.acceptability`).
@@ -49,6 +53,7 @@ from detector.network import write_manifest
 
 from .acceptability import blimp_pairs, cola_rows, held_paradigm
 from .features import cached_features, with_layers
+from .hard_negatives import read_ids
 from .records import CLEAN_SOURCES, read_records
 
 MLQE_PAIRS = ("ro-en", "et-en", "ne-en", "si-en", "ru-en")
@@ -97,6 +102,13 @@ def training_groups(train: list[dict[str, Any]], n_clean: int, n_news: int, seed
     return {"mlqe_da" if soft_da else "mlqe": mlqe,
             "clean": [(r, 0) for r in chosen],
             "news": [(r, int(r["label"] != "clean")) for r in rnd.sample(news, min(n_news, len(news)))]}
+
+
+def hard_negative_group(train: list[dict[str, Any]], mined: Path) -> list[dict[str, Any]]:
+    """The clean English training records that a :mod:`training.hard_negatives` file names, in corpus order (ids
+    that are not clean training records, e.g. of another corpus build, are skipped)."""
+    ids = read_ids(mined)
+    return [r for r in train if r["id"] in ids and r["source"] in CLEAN_SOURCES and r["label"] == "clean"]
 
 
 def post_edit_pool(train: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
@@ -254,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-pe", type=int, default=8000, help="post-edits sampled for --pe-weight/--pe-pair-weight")
     ap.add_argument("--clean-per-source", action="store_true",
                     help="clean English group: an equal share of --n-clean per clean source (default: a plain sample)")
+    ap.add_argument("--hard-negatives", type=Path,
+                    help="mined clean training records (training.hard_negatives) as a group of negatives")
+    ap.add_argument("--hard-weight", type=float, default=1.0, help="weight of the --hard-negatives group")
     ap.add_argument("--mlqe-weight", type=float, default=1.0, help="weight of the MLQE-PE group (others: 1)")
     ap.add_argument("--soft-da", action="store_true", help="every MLQE-PE output, DA as a soft target")
     ap.add_argument("--l2", type=float, default=1e-2)
@@ -295,6 +310,14 @@ def main(argv: list[str] | None = None) -> int:
         ys.append(np.array([1 - r["label"] for r in cola])[fit_cola])
         gs.append(np.full(int(fit_cola.sum()), len(groups)))
         weight[len(groups)] = a.cola_weight
+    hard: list[dict[str, Any]] = []
+    if a.hard_negatives and not a.keep_head:
+        hard = hard_negative_group(train, a.hard_negatives)
+        log(f"hard negatives: {len(hard)} mined records (weight {a.hard_weight:g})")
+        xs.append(design("train_hard", [r["text"] for r in hard])[0])
+        ys.append(np.zeros(len(hard)))
+        gs.append(np.full(len(hard), max(g.max() for g in gs) + 1))
+        weight[int(gs[-1][0])] = a.hard_weight
     more_pairs: list[tuple[np.ndarray, float]] = []
     pe_pool = post_edit_pool(train, a.n_pe, a.seed) if (a.pe_weight > 0 or a.pe_pair_weight > 0) else []
     if pe_pool and not a.keep_head:
@@ -343,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
                {k: {"n": len(v), "positives": round(sum(t for _, t in v), 1)} for k, v in groups.items()},
                "kept_head": a.keep_head,
                "layers": layers, "soft_da": a.soft_da, "mlqe_weight": a.mlqe_weight,
-               "clean_per_source": a.clean_per_source, "pe_weight": a.pe_weight, "pe_pair_weight": a.pe_pair_weight, "n_pe": a.n_pe,
+               "clean_per_source": a.clean_per_source,
+               "hard_negatives": str(a.hard_negatives) if a.hard_negatives else None, "n_hard": len(hard),
+               "hard_weight": a.hard_weight, "pe_weight": a.pe_weight, "pe_pair_weight": a.pe_pair_weight, "n_pe": a.n_pe,
                "cola_weight": a.cola_weight, "blimp_weight": a.blimp_weight,
                "l2": a.l2, "seed": a.seed, "held_back_mlqe_records": len(held), "mlqe_held_back": report,
                "post_edits_held_back": pe_report, "acceptability": acc, "seconds": round(time.time() - t0)}
