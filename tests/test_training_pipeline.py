@@ -434,3 +434,14 @@ def test_broad_records_garbled_target(tiny_detector: Detector, ignore_broad: boo
     assert math.isnan(ex.y[0]) if expected is None else ex.y[0] == expected
     clean = b.build([{**rec, "id": "c-1", "spans": [], "label": "clean"}], 0, random.Random(0))
     assert clean is not None and clean.y == (0.0, 0.0)
+
+
+def test_config_extends_another(tmp_path: Path) -> None:
+    """extends: the named config (relative to the file) is read first; the variant overrides its top-level keys."""
+    from training.train import load_config
+
+    (tmp_path / "base.yaml").write_text("name: base\nseed: 1\nper_epoch:\n  brown: 5\n")
+    (tmp_path / "variant.yaml").write_text("extends: base.yaml\nname: variant\nfreeze_layers: 4\n")
+    assert load_config(tmp_path / "variant.yaml") == {"name": "variant", "seed": 1, "per_epoch": {"brown": 5},
+                                                      "freeze_layers": 4}
+    assert load_config(tmp_path / "base.yaml")["name"] == "base"

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from detector import ModelError
 from detector.network import LmToken, load_causal_lm, token_stats
@@ -139,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.corpus / "train.jsonl").exists():
         print(f"error: {args.corpus}/train.jsonl not found; run python -m training.build_corpus first", file=sys.stderr)
         return 2
-    cfg = yaml.safe_load(args.config.read_text())
+    from .train import load_config
+
+    cfg = load_config(args.config)
     torch.set_num_threads(args.threads)
     recs = pool_records(cfg, args.corpus)
     tok, model = load_smollm2()

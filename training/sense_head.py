@@ -304,30 +304,30 @@ def main(argv: list[str] | None = None) -> int:
     cola = cola_rows()
     x_cola, _ = design("cola", [r["text"] for r in cola])
     weight = {0: a.mlqe_weight}  # group 0: MLQE-PE
+
+    def add_group(x: np.ndarray, y: np.ndarray, w: float) -> None:
+        """One more fitted group after the others, weighing ``w``."""
+        g = len(gs)
+        xs.append(x)
+        ys.append(y.astype(np.float64))
+        gs.append(np.full(len(y), g))
+        weight[g] = w
+
     if a.cola_weight > 0 and not a.keep_head:
         fit_cola = np.array([r["split"] == "in_domain_train" for r in cola])
-        xs.append(x_cola[fit_cola])
-        ys.append(np.array([1 - r["label"] for r in cola])[fit_cola])
-        gs.append(np.full(int(fit_cola.sum()), len(groups)))
-        weight[len(groups)] = a.cola_weight
+        add_group(x_cola[fit_cola], np.array([1 - r["label"] for r in cola])[fit_cola], a.cola_weight)
     hard: list[dict[str, Any]] = []
     if a.hard_negatives and not a.keep_head:
         hard = hard_negative_group(train, a.hard_negatives)
         log(f"hard negatives: {len(hard)} mined records (weight {a.hard_weight:g})")
-        xs.append(design("train_hard", [r["text"] for r in hard])[0])
-        ys.append(np.zeros(len(hard)))
-        gs.append(np.full(len(hard), max(g.max() for g in gs) + 1))
-        weight[int(gs[-1][0])] = a.hard_weight
+        add_group(design("train_hard", [r["text"] for r in hard])[0], np.zeros(len(hard)), a.hard_weight)
     more_pairs: list[tuple[np.ndarray, float]] = []
     pe_pool = post_edit_pool(train, a.n_pe, a.seed) if (a.pe_weight > 0 or a.pe_pair_weight > 0) else []
     if pe_pool and not a.keep_head:
         x_pe, _ = design("train_pe", [r["meta"]["pe"] for r in pe_pool])
         if a.pe_weight > 0:
             log(f"post-edits: {len(pe_pool)} negatives")
-            xs.append(x_pe)
-            ys.append(np.zeros(len(pe_pool)))
-            gs.append(np.full(len(pe_pool), max(g.max() for g in gs) + 1))
-            weight[int(gs[-1][0])] = a.pe_weight
+            add_group(x_pe, np.zeros(len(pe_pool)), a.pe_weight)
         if a.pe_pair_weight > 0:
             low = [i for i, r in enumerate(pe_pool) if r["meta"]["da"] < PE_PAIR_DA]
             x_mt, _ = design("train_pe_mt", [pe_pool[i]["text"] for i in low])
