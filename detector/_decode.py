@@ -12,19 +12,20 @@ from ._types import Detection, Passage, RawScores, Settings, Span
 
 _WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'-")
 
-Calibration = tuple[float, ...]  # (a, b, c, d), see ModelConfig
+Calibration = tuple[float, ...]  # (a, b, c, d, e), see ModelConfig
 
 if TYPE_CHECKING:
     from ._lm import LmFusion
 
 
 def passage_probabilities(raw: RawScores, calibration: Calibration, fusion: LmFusion | None = None) -> np.ndarray:
-    """sigmoid(a * garbled + c * any_major + d * sense + b) per passage (sense: the third logit column, when the
-    model has the sense head); 0 for a passage without tokens. With ``fusion`` (the accurate mode) and the raw
-    scores' LM features: the fusion's own calibration, and ``fusion.lm_weight`` times the LM model's logit added
-    inside the sigmoid."""
+    """sigmoid(a * garbled + c * any_major + d * sense + e * rarity + b) per passage (sense: the third logit column,
+    when the model has the sense head; rarity: the raw scores' word rarity, when the model has a word table); 0 for a
+    passage without tokens. With ``fusion`` (the accurate mode) and the raw scores' LM features: the fusion's own
+    calibration, and ``fusion.lm_weight`` times the LM model's logit added inside the sigmoid."""
     fused = fusion if fusion is not None and raw.lm_features is not None and fusion.lm_weight else None
-    a, b, c, d = fused.calibration if fused is not None else calibration
+    a, b, c, d, *more = fused.calibration if fused is not None else calibration
+    e = more[0] if more else 0.0
     lg = raw.passage_logits
     g = lg[:, 0].astype(np.float64)
     m = lg[:, 1].astype(np.float64)
@@ -33,6 +34,8 @@ def passage_probabilities(raw: RawScores, calibration: Calibration, fusion: LmFu
     z = a * g[ok] + c * m[ok] + b
     if d and lg.shape[1] > 2:
         z = z + d * lg[ok, 2].astype(np.float64)
+    if e and raw.passage_rarity is not None:
+        z = z + e * raw.passage_rarity[ok]
     if fused is not None and raw.lm_features is not None:
         z = z + fused.lm_weight * fused.logits(raw.lm_features[ok])
     out[ok] = np.where(z > -60.0, 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))), 0.0)

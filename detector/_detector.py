@@ -16,6 +16,7 @@ from ._errors import ModelError
 from ._language import LanguageId
 from ._lm import FUSION_FILE, LmFusion, LmScorer, passage_features
 from ._modelfiles import ModelConfig, default_model_path, read_config, verify_manifest
+from ._rarity import WordTable
 from ._text import build_windows, split_passages, tokenize_passages
 from ._types import Detection, Passage, RawScores, Settings, Span
 
@@ -35,8 +36,9 @@ class Detector:
     def __init__(self, network: Any, tokenizer: Any, config: ModelConfig, *, path: Path | None = None,
                  checksum: str = "not checked", settings: Settings | None = None,
                  language_id: LanguageId | None = None, lm: LmScorer | None = None,
-                 fusion: LmFusion | None = None) -> None:
+                 fusion: LmFusion | None = None, words: WordTable | None = None) -> None:
         self._language_id = language_id
+        self._words = words
         self._lm = lm
         self._fusion = fusion if lm is not None else None
         self._network = network
@@ -74,7 +76,8 @@ class Detector:
         kind, weights = resolve(folder, backend, precision)
         if accurate and not (folder / FUSION_FILE).is_file():
             raise ModelError(f"the model in {folder} has no accurate mode ({FUSION_FILE} missing)")
-        reads = ("config.json", "tokenizer.json", weights) + ((FUSION_FILE,) if accurate else ())
+        reads = (("config.json", "tokenizer.json", weights) + ((FUSION_FILE,) if accurate else ())
+                 + ((config.word_table,) if config.word_table else ()))
         checksum = verify_manifest(folder, reads) if verify else "not checked"
         try:
             tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -87,20 +90,21 @@ class Detector:
             network = OnnxNetwork(folder / weights, threads)
         else:
             network = TorchNetwork(_torch_module(folder / weights, config, threads))
+        words = WordTable.read(folder / config.word_table) if config.word_table else None
         det = cls(network, tok, config, path=folder, checksum=checksum,
-                  language_id=LanguageId() if language_id else None)
+                  language_id=LanguageId() if language_id else None, words=words)
         if accurate:
             det = det.with_lm(LmScorer.load(lm_path), LmFusion.read(folder))
         return det
 
     @classmethod
     def from_parts(cls, network: Any, tokenizer: Any, config: ModelConfig, settings: Settings | None = None, *,
-                   language_id: bool = True) -> Detector:
+                   language_id: bool = True, words: WordTable | None = None) -> Detector:
         """A detector around an in-memory network (a :class:`detector.network.SpanDetector`) and tokenizer, e.g. a
-        model being trained. Settings default to the config's."""
+        model being trained. Settings default to the config's; ``words``: the word table of a config with one."""
         network.eval()
         return cls(TorchNetwork(network), tokenizer, config, settings=settings,
-                   language_id=LanguageId() if language_id else None)
+                   language_id=LanguageId() if language_id else None, words=words)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -165,13 +169,14 @@ class Detector:
         ``det.with_settings(threshold=0.7, span_gate=0.0)``."""
         new = (settings or self._settings).replace(**changes)
         return Detector(self._network, self._tok, self._config, path=self._path, checksum=self._checksum,
-                        settings=new, language_id=self._language_id, lm=self._lm, fusion=self._fusion)
+                        settings=new, language_id=self._language_id, lm=self._lm, fusion=self._fusion,
+                        words=self._words)
 
     def with_config(self, config: ModelConfig) -> Detector:
         """A new detector with another configuration (e.g. calibration or context size), sharing the network; its
         settings become the config's."""
         return Detector(self._network, self._tok, config, path=self._path, checksum=self._checksum,
-                        language_id=self._language_id, lm=self._lm, fusion=self._fusion)
+                        language_id=self._language_id, lm=self._lm, fusion=self._fusion, words=self._words)
 
     def with_lm(self, lm: LmScorer, fusion: LmFusion) -> Detector:
         """The accurate mode of this detector: ``lm`` scores passages next to the network, ``fusion`` (an
@@ -179,7 +184,7 @@ class Detector:
         detector's. For training code; users call ``Detector.load(accurate=True)``."""
         return Detector(self._network, self._tok, self._config, path=self._path, checksum=self._checksum,
                         settings=self._settings.replace(**fusion.settings), language_id=self._language_id,
-                        lm=lm, fusion=fusion)
+                        lm=lm, fusion=fusion, words=self._words)
 
     @property
     def accurate(self) -> bool:
@@ -239,6 +244,8 @@ class Detector:
                 token_passage=np.repeat(np.arange(len(pieces), dtype=np.int64), np.diff(base)),
                 token_probs=tprobs,
                 passage_languages=langs,
+                passage_rarity=(np.array([self._words.rarity(t[p.start : p.end]) for p in pieces], dtype=np.float64)
+                                if self._words is not None else None),
             ))
         if self._lm is not None:
             lm_toks = self._lm.text_tokens(list(texts), [r.passage_offsets for r in out])

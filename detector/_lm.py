@@ -156,7 +156,7 @@ class LmFusion:
     weights: tuple[float, ...]
     bias: float
     lm_weight: float
-    calibration: tuple[float, float, float, float]
+    calibration: tuple[float, ...]  # (a, b, c, d) or, for a model with a word table, (a, b, c, d, e)
     settings: dict[str, Any]
     lm: str = SMOLLM2_GGUF
 
@@ -164,8 +164,8 @@ class LmFusion:
         n = len(FEATURES)
         if not (len(self.mean) == len(self.scale) == len(self.weights) == n):
             raise ModelError(f"{FUSION_FILE}: mean, scale and weights must have {n} values ({', '.join(FEATURES)})")
-        if len(self.calibration) != 4 or not all(math.isfinite(float(x)) for x in self.calibration):
-            raise ModelError(f"{FUSION_FILE}: calibration must be four numbers (a, b, c, d)")
+        if len(self.calibration) not in (4, 5) or not all(math.isfinite(float(x)) for x in self.calibration):
+            raise ModelError(f"{FUSION_FILE}: calibration must be four or five numbers (a, b, c, d[, e])")
         if any(float(s) <= 0 for s in self.scale):
             raise ModelError(f"{FUSION_FILE}: every scale must be positive")
         if not all(math.isfinite(float(x)) for x in (*self.mean, *self.scale, *self.weights, self.bias,
@@ -180,7 +180,7 @@ class LmFusion:
     def to_dict(self) -> dict[str, Any]:
         return {"lm": self.lm, "features": list(FEATURES), "mean": list(self.mean), "scale": list(self.scale),
                 "weights": list(self.weights), "bias": self.bias, "lm_weight": self.lm_weight,
-                "calibration": dict(zip("abcd", self.calibration)), "settings": dict(self.settings)}
+                "calibration": dict(zip("abcde", self.calibration)), "settings": dict(self.settings)}
 
     @classmethod
     def from_dict(cls, d: Any) -> LmFusion:
@@ -191,7 +191,7 @@ class LmFusion:
             return cls(mean=tuple(float(x) for x in d["mean"]), scale=tuple(float(x) for x in d["scale"]),
                        weights=tuple(float(x) for x in d["weights"]), bias=float(d["bias"]),
                        lm_weight=float(d["lm_weight"]),
-                       calibration=(float(cal["a"]), float(cal["b"]), float(cal["c"]), float(cal["d"])),
+                       calibration=tuple(float(cal[k]) for k in "abcde" if k in "abcd" or k in cal),
                        settings=dict(d["settings"]), lm=str(d.get("lm", SMOLLM2_GGUF)))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"{FUSION_FILE} is malformed: {e!r}") from None

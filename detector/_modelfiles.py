@@ -105,20 +105,24 @@ class ModelConfig:
     base_model: str
     max_length: int  # tokens per window, [CLS] and [SEP] included
     context_tokens: int  # tokens of neighbouring text on each side of a passage
-    # p = sigmoid(a * garbled_logit + c * any_major_logit + d * sense_logit + b), as (a, b, c, d)
+    # p = sigmoid(a * garbled_logit + c * any_major_logit + d * sense_logit + e * word_rarity + b), as
+    # (a, b, c, d, e); word_rarity (detector._rarity) needs the word table
     calibration: tuple[float, ...]
     settings: Settings  # the shipped decision settings (threshold, span threshold, span gate, span score)
     bert: dict[str, Any]  # the encoder's transformers config
     sense_head: bool = False  # a third passage output, "sense" (passage_outputs lists it)
     # encoder layers (1-based) whose states, mean-pooled over the passage, the sense head also reads
     sense_layers: tuple[int, ...] = ()
+    # file of the folder holding the word table (gzipped JSON, detector._rarity) the rarity term reads
+    word_table: str | None = None
 
     def __post_init__(self) -> None:
         cal = tuple(float(x) for x in self.calibration)
-        if len(cal) == 3:  # (a, b, c) of a model without the sense head
-            cal = (*cal, 0.0)
-        if len(cal) != 4:
-            raise ModelError("calibration must be (a, b, c) or (a, b, c, d)")
+        if not 3 <= len(cal) <= 5:
+            raise ModelError("calibration must be (a, b, c), (a, b, c, d) or (a, b, c, d, e)")
+        cal = cal + (0.0,) * (5 - len(cal))  # no sense head: d = 0; no word table: e = 0
+        if cal[4] and not self.word_table:
+            raise ModelError("calibration e weighs word rarity, which needs a word_table")
         object.__setattr__(self, "calibration", cal)
 
     @property
@@ -144,11 +148,17 @@ class ModelConfig:
                              f"not {d['passage_outputs']!r}")
         sense = d["passage_outputs"] == outputs[1]
         cal = d["calibration"]
-        if not isinstance(cal, dict) or set(cal) - {"a", "b", "c", "d"} or not {"a", "b"} <= set(cal):
+        if not isinstance(cal, dict) or set(cal) - {"a", "b", "c", "d", "e"} or not {"a", "b"} <= set(cal):
             raise ModelError("config.json field 'calibration' must be an object with numbers a, b and optionally "
-                             "c, d")
+                             "c, d, e")
         if "d" in cal and not sense:
             raise ModelError("config.json field 'calibration.d' weighs the sense output, which passage_outputs lacks")
+        table = d.get("word_table")
+        if table is not None and (not isinstance(table, str) or not table or "/" in table or "\\" in table
+                                  or table.startswith(".")):
+            raise ModelError(f"config.json field 'word_table' must name a file of the model folder, not {table!r}")
+        if "e" in cal and table is None:
+            raise ModelError("config.json field 'calibration.e' weighs word rarity, which needs 'word_table'")
         try:
             settings = Settings(threshold=d["threshold"], span_threshold=d["span_threshold"],
                                 span_gate=d["span_gate"], span_score=d["span_score"])
@@ -171,8 +181,9 @@ class ModelConfig:
             max_length=_int(d, "max_length", 16, 4096), context_tokens=_int(d, "context_tokens", 0, 1024),
             calibration=(_num(cal, "a", "calibration.a"), _num(cal, "b", "calibration.b"),
                          _num(cal, "c", "calibration.c") if "c" in cal else 0.0,
-                         _num(cal, "d", "calibration.d") if "d" in cal else 0.0),
-            settings=settings, bert=dict(bert), sense_head=sense, sense_layers=tuple(layers),
+                         _num(cal, "d", "calibration.d") if "d" in cal else 0.0,
+                         _num(cal, "e", "calibration.e") if "e" in cal else 0.0),
+            settings=settings, bert=dict(bert), sense_head=sense, sense_layers=tuple(layers), word_table=table,
         )
         positions = bert.get("max_position_embeddings")
         if isinstance(positions, int) and cfg.max_length > positions:
@@ -182,15 +193,17 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config.json content (every key is read back by :meth:`from_dict`)."""
-        a, b, c, d = self.calibration
+        a, b, c, d, e = self.calibration
         return {
             "name": self.name, "version": self.version, "base_model": self.base_model,
             "labels": list(TOKEN_LABELS), "passage_outputs": list(self.passage_outputs),
             "max_length": self.max_length, "context_tokens": self.context_tokens,
             **self.settings.to_dict(),
-            "calibration": {"a": a, "b": b, "c": c, **({"d": d} if self.sense_head else {})},
+            "calibration": {"a": a, "b": b, "c": c, **({"d": d} if self.sense_head else {}),
+                            **({"e": e} if self.word_table else {})},
             "bert": self.bert,
             **({"sense_layers": list(self.sense_layers)} if self.sense_layers else {}),
+            **({"word_table": self.word_table} if self.word_table else {}),
         }
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -200,7 +213,7 @@ class ModelConfig:
 
 _KEYS = ("name", "version", "base_model", "labels", "passage_outputs", "max_length", "context_tokens", "threshold",
          "span_threshold", "span_gate", "span_score", "calibration", "bert")
-_OPTIONAL = ("sense_layers",)
+_OPTIONAL = ("sense_layers", "word_table")
 
 
 def _flat(changes: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +226,8 @@ def _flat(changes: dict[str, Any]) -> dict[str, Any]:
         out["sense_layers"] = list(out["sense_layers"])
     if "calibration" in out and isinstance(out["calibration"], tuple | list):
         a, b, c, *rest = out["calibration"]
-        out["calibration"] = {"a": a, "b": b, "c": c, **({"d": rest[0]} if rest and rest[0] else {})}
+        d, e = (list(rest) + [0.0, 0.0])[:2]
+        out["calibration"] = {"a": a, "b": b, "c": c, **({"d": d} if d else {}), **({"e": e} if e else {})}
     return out
 
 

@@ -131,6 +131,8 @@ class RawScores:
       when language identification was off (every passage English).
     - ``lm_features``: (P, F) the causal LM's features of each passage (:data:`detector._lm.FEATURES`), only in the
       accurate mode (``Detector.load(accurate=True)``); None otherwise.
+    - ``passage_rarity``: (P,) how rare each passage's rarest word is (:meth:`detector._rarity.WordTable.rarity`),
+      for a model with a word table; None otherwise.
     """
 
     text: str
@@ -141,6 +143,7 @@ class RawScores:
     token_probs: np.ndarray
     passage_languages: tuple[str, ...] = ()
     lm_features: np.ndarray | None = None
+    passage_rarity: np.ndarray | None = None
 
     @cached_property
     def english(self) -> np.ndarray:

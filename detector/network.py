@@ -12,6 +12,7 @@ from ._lm import FEATURES as LM_FEATURES
 from ._lm import FUSION_FILE, LmFusion, LmScorer, LmToken, chunks, load_causal_lm, passage_features, token_stats
 from ._model import SpanDetector, passage_mean
 from ._modelfiles import MANIFEST, ModelConfig, sha256_file, write_manifest
+from ._rarity import RARITY_CAP, WordTable
 from ._text import N_SHAPES, Piece, Tokenized, Window, build_windows, split_passages, token_shape, tokenize_passages
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "passage_features",
     "token_stats",
     "MANIFEST",
+    "RARITY_CAP",
+    "WordTable",
     "ONNX_FILES",
     "ONNX_INPUTS",
     "ONNX_OUTPUTS",

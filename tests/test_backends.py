@@ -104,8 +104,8 @@ def test_sense_weight_enters_the_passage_probability(exported: Path) -> None:
     det = Detector.load(exported, backend="torch")
     assert det.config.sense_head and det.config.passage_outputs[-1] == "sense"
     raw = det.score_raw(TEXTS[:2])
-    a, b, c, d = det.config.calibration
-    assert d == 0.5
+    a, b, c, d, e = det.config.calibration
+    assert d == 0.5 and e == 0.0  # no word table: no rarity term
     for r in raw:
         z = a * r.passage_logits[:, 0] + c * r.passage_logits[:, 1] + d * r.passage_logits[:, 2] + b
         assert det.passage_probabilities(r) == pytest.approx(1 / (1 + np.exp(-z)))

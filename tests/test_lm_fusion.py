@@ -23,7 +23,7 @@ from detector._modelfiles import default_model_path, write_manifest
 TEXTS = ["the river is not calm as a teacher .", "a teacher . the river is calm .", "the river", ""]
 
 
-def fusion(lm_weight: float = 0.7, calibration: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0),
+def fusion(lm_weight: float = 0.7, calibration: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0),
            **settings: object) -> LmFusion:
     n = len(FEATURES)
     return LmFusion(mean=(0.5,) * n, scale=(2.0,) * n, weights=tuple(0.1 * (k + 1) for k in range(n)), bias=-0.3,
@@ -234,3 +234,25 @@ def test_the_card_section_is_written_once_before_the_licence(tmp_path: Path) -> 
     text = card.read_text()
     assert text.count(CARD_HEADING) == 1 and "| 2 |" in text and "| 1 |" not in text
     assert text.index("## Metrics") < text.index(CARD_HEADING) < text.index("## Licence")
+
+
+def test_fusion_calibration_may_weigh_word_rarity(tmp_path: Path) -> None:
+    """Four numbers (a model without a word table) or five (with the rarity weight e) round trip; others do not."""
+    for cal in ((1.0, 0.0, 0.0, 0.2), (1.0, 0.0, 0.0, 0.2, 0.3)):
+        fu = fusion(calibration=cal)
+        (tmp_path / FUSION_FILE).write_text(json.dumps(fu.to_dict()))
+        assert LmFusion.read(tmp_path).calibration == cal
+    with pytest.raises(ModelError, match="four or five"):
+        fusion(calibration=(1.0, 0.0, 0.0))
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["--keep-fusion", "a.json", "--lm-model", "b.json"], id="keep-and-lm-model"),
+    pytest.param(["--keep-fusion", "a.json", "--exclude-features", FEATURES[0]], id="keep-and-exclude"),
+])
+def test_lm_fusion_refuses_conflicting_options(argv: list[str]) -> None:
+    from training.lm_fusion import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2

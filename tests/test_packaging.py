@@ -17,8 +17,11 @@ def test_wheel_installs_model_as_package_data(tmp_path: Path) -> None:
                    check=True, capture_output=True)
     wheel = next(wheels.glob("mtdetect-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for f in ("config.json", "model.safetensors", "model.onnx", "tokenizer.json", "SHA256SUMS", "MODEL_CARD.md"):
-        assert any(n.startswith("detector/models/") and n.endswith(f) for n in names), f
+    folder = REPO / "models" / (REPO / "models" / "DEFAULT").read_text().strip()
+    listed = [line.split()[1] for line in (folder / "SHA256SUMS").read_text().splitlines() if line.strip()]
+    assert "word_zipf.json.gz" in listed
+    for f in (*listed, "SHA256SUMS"):  # every file of the shipped folder's manifest travels in the wheel
+        assert f"detector/models/{folder.name}/{f}" in names, f
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)

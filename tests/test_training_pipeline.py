@@ -225,13 +225,21 @@ def test_quick_eval_on_the_tiny_model(tiny_detector: Detector) -> None:
     assert all(isinstance(v, float) for v in m.values())
 
 
-def test_finalize_writes_a_loadable_model_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("words", [False, True], ids=["no-word-table", "word-table"])
+def test_finalize_writes_a_loadable_model_folder(tiny_model_dir: Path, tmp_path: Path, words: bool) -> None:
     """finalize on a tiny corpus: a verified model folder whose settings come from the search, strict-JSON metrics
-    computed by detector.evaluation, and a model card."""
-    from training.finalize import finalize
+    computed by detector.evaluation, and a model card; with a word table, the table travels and its weight is one of
+    the grid's; rewriting the card keeps the accurate-mode section."""
+    from detector.network import WordTable
+    from training.finalize import finalize, write_card
+    from training.lm_fusion import CARD_HEADING
+    from training.search import RATIO_E
+    from training.word_table import add_word_table
 
     model = tmp_path / "trained"
     shutil.copytree(tiny_model_dir, model)
+    if words:
+        add_word_table(model, WordTable({"the": 7.7, "river": 5.1, "calm": 4.4}))
     train_cfg = {"seed": 1, "epochs": 1, "batch_size": 8, "lr": 1e-4, "head_lr": 1e-3, "per_epoch": {"x": 1},
                  "config_file": "tiny.yaml"}
     (model / "train_history.json").write_text(json.dumps(
@@ -254,6 +262,14 @@ def test_finalize_writes_a_loadable_model_folder(tiny_model_dir: Path, tmp_path:
     preds = predict(det, det.score_raw([r.text for r in recs]))
     assert news["span_f1"] == pytest.approx(char_prf([p.spans for p in preds], [r.spans for r in recs])["f1"])
     assert "Model card" in (out / "MODEL_CARD.md").read_text()
+    a, *_, e = det.config.calibration
+    assert (det.config.word_table is not None) == words and (out / "word_zipf.json.gz").is_file() == words
+    assert th["calibration_search"]["re"] in RATIO_E and (e == pytest.approx(a * th["calibration_search"]["re"]))
+    card = out / "MODEL_CARD.md"
+    card.write_text(card.read_text().replace("## Licence", f"{CARD_HEADING}\n\nkept text\n\n## Licence"))
+    write_card(out)
+    assert "kept text" in card.read_text() and card.read_text().count(CARD_HEADING) == 1
+    assert Detector.load(out).checksum == "ok"
     assert (tmp_path / "models" / "DEFAULT").read_text().strip() == out.name
 
 
@@ -354,6 +370,47 @@ def test_model_card_commands_are_the_ones_run(sense: dict | None, expected: list
 
     got = finalize_commands({"name": "m", "version": "2.0"}, {"sense_head": sense}, {"name": "run"})
     assert got.splitlines() == expected
+
+
+def test_model_card_commands_put_the_word_table_between_sense_head_and_finalize() -> None:
+    from training.finalize import finalize_commands
+
+    sense = {"command": "python -m training.sense_head --model build/models/run --out build/x"}
+    got = finalize_commands({"name": "m", "version": "2.0", "word_table": "w.json.gz"}, {"sense_head": sense},
+                            {"name": "run"})
+    assert got.splitlines() == [sense["command"],
+                                "python -m training.word_table --from build/x --model build/rarity/m",
+                                "python -m training.finalize --model build/rarity/m --out models --name m --version 2.0"]
+
+
+def test_model_card_command_carries_the_clean_rules() -> None:
+    """Non-default clean-English rules recorded in metrics.json come back as finalize options, so the card's command
+    reproduces the shipped thresholds; finalize's parser accepts them."""
+    from training.finalize import finalize_commands, main
+
+    th = {"clean_rule": "per-source", "max_flag": 0.01, "max_span": 0.01, "clean_unbound": ["wmt21_ref_a"]}
+    got = finalize_commands({"name": "m", "version": "2.0"}, {"sense_head": None, "thresholds": th}, {"name": "run"})
+    assert got == ("python -m training.finalize --model build/models/run --out models --name m --version 2.0"
+                   " --clean-rule per-source --max-clean-flag-rate 0.01 --clean-unbound wmt21_ref_a")
+    with pytest.raises(SystemExit) as e:
+        main([*got.split()[3:], "--help"])
+    assert e.value.code == 0
+
+
+@pytest.mark.parametrize(("rule", "unbound", "expected"), [
+    pytest.param("pooled", (), {"val_clean": 3}, id="pooled"),
+    pytest.param("pooled", ("ref",), {"val_clean": 2}, id="pooled-less-unbound"),
+    pytest.param("per-source", (), {"brown": 2, "ref": 1}, id="per-source"),
+    pytest.param("per-source", ("ref",), {"brown": 2}, id="per-source-less-unbound"),
+])
+def test_clean_budgets_bind_the_chosen_sources(rule: str, unbound: tuple[str, ...], expected: dict) -> None:
+    """The clean budgets apply to val_clean pooled or per source; unbound sources are left out of both."""
+    from training.finalize import clean_budgets
+    from training.search import ScoredSet
+
+    recs = [EvalRecord(text="A sentence.", label="clean", source=src) for src in ["brown", "ref", "brown"]]
+    got = clean_budgets(ScoredSet(recs, [None, None, None]), rule, unbound)  # type: ignore[list-item]
+    assert {k: len(v) for k, v in got.items()} == expected
 
 
 def test_post_edit_pairs_from_the_corpus(tmp_path: Path) -> None:

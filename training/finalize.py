@@ -23,7 +23,7 @@ from typing import Any
 
 from detector import Detector
 from detector.evaluation import evaluate, fmt, gold_rule, jsonable, rates_by_source
-from detector.network import write_manifest
+from detector.network import RARITY_CAP, write_manifest
 
 from .records import read_records
 from .search import (
@@ -73,6 +73,18 @@ def by_source(s: ScoredSet) -> dict[str, ScoredSet]:
     return out
 
 
+def clean_budgets(s: ScoredSet, rule: str, unbound: Sequence[str] = ()) -> dict[str, ScoredSet]:
+    """The clean-English sets the flag and span budgets bind: val_clean as a whole (``rule="pooled"``) or each of
+    its sources (``"per-source"``), less the sources in ``unbound`` (still measured and reported, e.g. a human
+    translation such as WMT21 reference A, which the data README calls translationese, not English-original)."""
+    kept = ScoredSet([], [])
+    for r, x in zip(s.records, s.raws):
+        if (r.source or "?") not in unbound:
+            kept.records.append(r)
+            kept.raws.append(x)
+    return by_source(kept) if rule == "per-source" else {"val_clean": kept}
+
+
 def capped(s: ScoredSet, n: int) -> ScoredSet:
     """At most ``n`` evenly spaced records of a set."""
     if len(s) <= n:
@@ -99,7 +111,8 @@ def choose_settings(det: Detector, labelled: dict[str, ScoredSet], clean: dict[s
     :func:`training.search.choose_macro` for each span score in ``span_scores``; the best mean span F1 among settings
     the seed accepts is kept). Returns the calibrated detector with the chosen settings, and the search's record."""
     cal, cal_info = calibrated_macro(det, labelled, clean, sense=det.config.sense_head, max_rd=max_sense_weight)
-    log(f"calibration weights any_major {cal_info['rc']}, sense {cal_info['rd']}: macro AUROC {cal_info['macro_auroc']:.4f}")
+    log(f"calibration weights any_major {cal_info['rc']}, sense {cal_info['rd']}, word rarity {cal_info['re']}: "
+        f"macro AUROC {cal_info['macro_auroc']:.4f}")
     seed_raw = cal.score_raw([seed_text])[0]
     accept = seed_accepts(seed_text, gold, seed_raw) if require_seed else None
     search = {k: capped(v, SEARCH_CAP) for k, v in labelled.items()}
@@ -164,19 +177,20 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
              max_flag: float = 0.02, max_span: float = 0.01, gate_spans: bool = True,
              require_seed: bool = True, version: str | None = None,
              span_scores: Sequence[str] = ("fluency", "error"), bootstrap: int = 200, loso: bool = True,
-             clean_rule: str = "pooled", max_sense_weight: float = math.inf, name: str | None = None) -> Path:
+             clean_rule: str = "pooled", max_sense_weight: float = math.inf, name: str | None = None,
+             unbound: Sequence[str] = ()) -> Path:
     det = Detector.load(model_dir, backend="torch")
     t0 = time.time()
     sets = scored_sets(det, corpus, limit)
     seed_text, gold = load_seed(seed_dir)
     labelled = {k: sets[k] for k in CHOICE_SETS if k in sets}
-    clean = by_source(sets["val_clean"]) if clean_rule == "per-source" else {"val_clean": sets["val_clean"]}
+    clean = clean_budgets(sets["val_clean"], clean_rule, unbound)
     rules: dict[str, Any] = {"max_flag": max_flag, "max_span": max_span, "gate_spans": gate_spans,
                              "require_seed": require_seed, "span_scores": span_scores,
                              "max_sense_weight": max_sense_weight}
     final, th = choose_settings(det, labelled, clean, seed_text, gold, **rules)
-    a, b, c, d_ = final.config.calibration
-    log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f} d={d_:.4f}; settings {final.settings}")
+    a, b, c, d_, e = final.config.calibration
+    log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f} d={d_:.4f} e={e:.4f}; settings {final.settings}")
     metrics = {name: {"set": name, **measure(final, s, bootstrap if name in CHOICE_SETS else 0)}
                for name, s in sets.items()}
     loo = leave_one_out(det, labelled, clean, seed_text, gold, **{**rules, "span_scores": (th["span_score"],)}) \
@@ -189,7 +203,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     log(f"seed article: {json.dumps(rule)}")
     # write the model folder
     config = final.config.replace(settings=final.settings,
-                                  calibration=(round(a, 6), round(b, 6), round(c, 6), round(d_, 6)),
+                                  calibration=(round(a, 6), round(b, 6), round(c, 6), round(d_, 6), round(e, 6)),
                                   **({"version": version} if version else {}), **({"name": name} if name else {}))
     cfg = config.to_dict()
     out = out_root / cfg["name"]
@@ -198,7 +212,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     for f in ("model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
-              "sense_head.json"):
+              "sense_head.json", *([config.word_table] if config.word_table else [])):
         if (model_dir / f).exists():
             shutil.copy(model_dir / f, staging / f)
     (staging / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
@@ -207,9 +221,10 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     else:  # an already finalized folder (the training run's history is kept in its metrics.json)
         old = json.loads((model_dir / "metrics.json").read_text())
         history = {"history": old["train_history"], "seconds": old["train_seconds"], "config": old["train_config"]}
-    th.update({"max_flag": max_flag, "max_span": max_span, "require_seed": require_seed, "clean_rule": clean_rule})
+    th.update({"max_flag": max_flag, "max_span": max_span, "require_seed": require_seed, "clean_rule": clean_rule,
+               "clean_unbound": sorted(unbound)})
     sense = json.loads((model_dir / "sense_head.json").read_text()) if (model_dir / "sense_head.json").exists() else None
-    full = {"thresholds": th, "calibration": {"a": a, "b": b, "c": c, "d": d_}, "metrics": metrics,
+    full = {"thresholds": th, "calibration": {"a": a, "b": b, "c": c, "d": d_, "e": e}, "metrics": metrics,
             "seed_article": seed, "leave_one_source_out": loo, "sense_head": sense,
             "train_history": history["history"], "train_seconds": history["seconds"], "train_config": history["config"],
             "finalize_seconds": round(time.time() - t0)}
@@ -246,14 +261,29 @@ VERSIONS = {
     "1.6.1": "same encoder and heads; the sense head refitted as for 1.6.0 plus a pairwise term ranking each"
              " MLQE-PE training output rated DA < 50 above its own human post-edit (training.sense_head --soft-da"
              " --mlqe-weight 3 --pe-pair-weight 0.3); choices as for 1.5.0",
+    "1.7.0": "same encoder and heads as 1.6.1; a fourth term in the passage probability, word rarity (how rare the"
+             " passage's rarest word is in English, from wordfreq's word list shipped as word_zipf.json.gz:"
+             " training.word_table), its weight chosen with the others by the macro AUROC; choices as for 1.5.0",
 }
 
 
 def write_card(folder: Path) -> None:
-    """Rewrite MODEL_CARD.md of a finalized model folder from its config.json and metrics.json (no scoring)."""
+    """Rewrite MODEL_CARD.md of a finalized model folder from its config.json and metrics.json (no scoring); the
+    accurate-mode section that ``training.lm_fusion`` wrote into the old card is kept, before the licence."""
+    from .lm_fusion import CARD_HEADING
+
     cfg = json.loads((folder / "config.json").read_text())
     full = json.loads((folder / "metrics.json").read_text())
-    (folder / "MODEL_CARD.md").write_text(model_card(cfg, full, full["train_config"]), encoding="utf-8")
+    card = folder / "MODEL_CARD.md"
+    old = card.read_text(encoding="utf-8") if card.is_file() else ""
+    text = model_card(cfg, full, full["train_config"])
+    if CARD_HEADING in old:
+        a = old.index(CARD_HEADING)
+        b = old.find("\n## ", a + len(CARD_HEADING))
+        section = old[a : b + 1] if b >= 0 else old[a:].rstrip("\n") + "\n\n"
+        at = text.find("## Licence")
+        text = text[:at] + section + text[at:] if at >= 0 else text.rstrip("\n") + "\n\n" + section
+    card.write_text(text, encoding="utf-8")
     write_manifest(folder)
 
 
@@ -330,16 +360,61 @@ def sense_table(full: dict) -> str:
             + "\n".join(lines) + extra)
 
 
+def rule_flags(th: dict) -> str:
+    """finalize's options for the clean-English rules recorded in a metrics.json's thresholds (defaults left out)."""
+    flags = []
+    if th.get("clean_rule", "pooled") != "pooled":
+        flags.append(f"--clean-rule {th['clean_rule']}")
+    if th.get("max_flag", 0.02) != 0.02:
+        flags.append(f"--max-clean-flag-rate {th['max_flag']:g}")
+    if th.get("max_span", 0.01) != 0.01:
+        flags.append(f"--max-clean-span-rate {th['max_span']:g}")
+    if th.get("clean_unbound"):
+        flags.append(f"--clean-unbound {','.join(th['clean_unbound'])}")
+    return "".join(" " + f for f in flags)
+
+
 def finalize_commands(cfg: dict, full: dict, train_cfg: dict) -> str:
-    """The commands between training and export: the sense head's (as recorded) and finalize's."""
-    trained = f"build/models/{train_cfg.get('name', cfg['name'])}"
+    """The commands between training and export: the sense head's (as recorded), the word table's (for a model
+    with one) and finalize's, with the clean-English rules it was run with."""
+    src = f"build/models/{train_cfg.get('name', cfg['name'])}"
     sense = full.get("sense_head")
-    if not sense:
-        return f"python -m training.finalize --model {trained} --out models --name {cfg['name']} --version {cfg['version']}"
-    words = sense["command"].split()
-    src = words[words.index("--out") + 1] if "--out" in words else trained
-    return (f"{sense['command']}\n"
-            f"python -m training.finalize --model {src} --out models --name {cfg['name']} --version {cfg['version']}")
+    tail = f" --out models --name {cfg['name']} --version {cfg['version']}{rule_flags(full.get('thresholds', {}))}"
+    lines = []
+    if sense:
+        lines.append(sense["command"])
+        words = sense["command"].split()
+        src = words[words.index("--out") + 1] if "--out" in words else src
+    if cfg.get("word_table"):
+        lines.append(f"python -m training.word_table --from {src} --model build/rarity/{cfg['name']}")
+        src = f"build/rarity/{cfg['name']}"
+    return "\n".join([*lines, f"python -m training.finalize --model {src}{tail}"])
+
+
+def word_note(cfg: dict) -> str:
+    """The card's words on the word-rarity term (empty for a model without a word table)."""
+    if not cfg.get("word_table"):
+        return ""
+    return f"""
+- Word rarity: {RARITY_CAP:g} minus the Zipf frequency of the passage's rarest word (0 for a word missing from the
+  table), read from `{cfg['word_table']}`: the English word list of wordfreq {wordfreq_note()}, built by
+  `python -m training.word_table`. Its data is licensed CC BY-SA 4.0 (wordfreq's README; sources include
+  Wikipedia, OpenSubtitles, SUBTLEX and others); the code that reads it is this project's."""
+
+
+def licence_note(cfg: dict) -> str:
+    if not cfg.get("word_table"):
+        return ""
+    return (f"\nWord list `{cfg['word_table']}`: derived from wordfreq's English data, CC BY-SA 4.0 (attribution:"
+            " wordfreq, Robyn Speer; its sources are listed in wordfreq's README); shared under the same licence.")
+
+
+def wordfreq_note() -> str:
+    try:
+        from importlib.metadata import version
+        return version("wordfreq")
+    except Exception:  # noqa: BLE001 - only a label in the card
+        return "(version unknown)"
 
 
 def model_card(cfg: dict, full: dict, train_cfg: dict) -> str:
@@ -388,10 +463,11 @@ Leave one source out: the same choices made without the source, measured on it.
   passage's fluency-token probabilities (a second output, P(any major error), is trained but not used).
 - Input windows: each passage plus up to {cfg['context_tokens']} tokens of neighbouring text on each side,
   at most {cfg['max_length']} tokens; weights stored in fp16 (`model.safetensors`).
-- Passage probability: sigmoid(a * garbled_logit + c * any_major_logit + d * sense_logit + b)
+- Passage probability: sigmoid(a * garbled_logit + c * any_major_logit + d * sense_logit + e * word_rarity + b)
   (a={full['calibration']['a']:.3f}, c={full['calibration']['c']:.3f}, d={full['calibration'].get('d', 0.0):.3f},
-  b={full['calibration']['b']:.3f}): c/a and d/a chosen by the mean broad-label AUROC over the labelled sources, a
-  and b by logistic regression on broad vs clean records with every source (and clean English) weighing the same.
+  e={full['calibration'].get('e', 0.0):.3f}, b={full['calibration']['b']:.3f}): c/a, d/a and e/a chosen by the mean
+  broad-label AUROC over the labelled sources, a and b by logistic regression on broad vs clean records with every
+  source (and clean English) weighing the same.{word_note(cfg)}
 - Thresholds: passage flag `{cfg['threshold']}`, span `{cfg['span_threshold']}` (best mean F1 / mean span F1 over
   the labelled sources, subject to at most {full['thresholds']['max_flag'] * 100:.0f}% of clean English records
   flagged and at most {full['thresholds']['max_span'] * 100:.0f}% carrying a span,
@@ -479,7 +555,7 @@ Spans: {json.dumps([(s['text'], round(s['score'], 3)) for s in seed['spans']], e
 
 ## Licence
 
-Code: Apache-2.0. Base encoder weights: all-MiniLM-L6-v2 (Apache-2.0). Training data licences as listed above.
+Code: Apache-2.0. Base encoder weights: all-MiniLM-L6-v2 (Apache-2.0). Training data licences as listed above.{licence_note(cfg)}
 """
 
 
@@ -498,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="largest weight of the sense logit relative to the garbled logit tried (default: the grid's)")
     ap.add_argument("--clean-rule", choices=["pooled", "per-source"], default="pooled",
                     help="apply the clean-English budgets to val_clean as a whole (default) or to each source")
+    ap.add_argument("--clean-unbound", default="",
+                    help="comma-separated val_clean sources measured and reported but not bound by the budgets "
+                         "(e.g. wmt21_ref_a: a human translation, not English-original)")
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out report")
     ap.add_argument("--no-span-gate", action="store_true", help="spans anywhere (no passage-probability gate)")
     ap.add_argument("--no-seed-constraint", action="store_true",
@@ -520,7 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     finalize(args.model, args.corpus, args.out, args.examples, args.limit,
              args.max_clean_flag_rate, args.max_clean_span_rate, not args.no_span_gate, not args.no_seed_constraint,
              args.version, tuple(args.span_scores.split(",")), args.bootstrap, not args.no_loso,
-             args.clean_rule, args.max_sense_weight, args.name)
+             args.clean_rule, args.max_sense_weight, args.name,
+             tuple(x for x in args.clean_unbound.split(",") if x))
     return 0
 
 

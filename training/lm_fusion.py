@@ -161,7 +161,7 @@ def fusion_of(det: Detector, mean: np.ndarray, scale: np.ndarray, w: np.ndarray,
               cal: tuple[float, ...], settings: dict[str, Any] | None = None) -> LmFusion:
     return LmFusion(mean=tuple(map(float, mean)), scale=tuple(map(float, scale)), weights=tuple(map(float, w)),
                     bias=float(bias), lm_weight=float(lm_weight),
-                    calibration=(float(cal[0]), float(cal[1]), float(cal[2]), float(cal[3])),
+                    calibration=tuple(float(x) for x in cal[: 5 if len(cal) > 4 and cal[4] else 4]),
                     settings=settings if settings is not None else det.settings.to_dict())
 
 
@@ -193,8 +193,8 @@ def rescaled(det: Detector, lm: LmScorer, parts: LmParts, lw: float, val: dict[s
         ws.append(np.full(int(keep.sum()), 1.0 / max(1, keep.sum())))
     coef, b = fit_logistic(np.concatenate(zs)[:, None], np.concatenate(ys), np.concatenate(ws), l2=0.0)
     alpha = float(coef[0])
-    a, b0, c, dd = det.config.calibration
-    return fusion_of(det, *parts, alpha * lw, (alpha * a, alpha * b0 + b, alpha * c, alpha * dd))
+    a, b0, c, dd, e = det.config.calibration
+    return fusion_of(det, *parts, alpha * lw, (alpha * a, alpha * b0 + b, alpha * c, alpha * dd, alpha * e))
 
 
 CURVE_RATES = (0.01, 0.02, 0.05, 0.1, 0.2)
@@ -234,16 +234,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="take the LM model (mean, scale, weights, bias) from this lm_fusion.json instead of fitting "
                          "it on the training sample (then the training records need no LM pass); the LM weight, "
                          "calibration and threshold are still chosen")
+    ap.add_argument("--keep-fusion", type=Path, metavar="LM_FUSION_JSON",
+                    help="keep this lm_fusion.json's accurate mode as it is (LM model, LM weight, calibration and "
+                         "threshold: nothing is chosen) and measure it next to the model's default mode")
     ap.add_argument("--dry-run", action="store_true", help="measure and print, write nothing into the model folder")
     args = ap.parse_args(argv)
-    if args.lm_model and args.exclude_features:
-        ap.error("--exclude-features applies to a fitted LM model, not one read with --lm-model")
+    if (args.lm_model or args.keep_fusion) and args.exclude_features:
+        ap.error("--exclude-features applies to a fitted LM model, not one read with --lm-model or --keep-fusion")
+    if args.lm_model and args.keep_fusion:
+        ap.error("--keep-fusion brings its own LM model; leave out --lm-model")
 
     t0 = time.time()
     det = Detector.load(args.model, backend="torch")
     lm = LmScorer.load()
     groups = sample(args.corpus, args.n_val)
-    kept = LmFusion.from_dict(json.loads(args.lm_model.read_text(encoding="utf-8"))) if args.lm_model else None
+    source = args.keep_fusion or args.lm_model
+    kept = LmFusion.from_dict(json.loads(source.read_text(encoding="utf-8"))) if source else None
     if kept is not None:  # the LM model is read, not fitted: its training records need no LM tokens
         groups.pop("train")
     sets: dict[str, ScoredSet] = {}
@@ -254,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name}: {len(rows)} records")
     if kept is not None:
         parts: LmParts = (np.array(kept.mean), np.array(kept.scale), np.array(kept.weights), kept.bias)
-        log(f"LM model read from {args.lm_model}")
+        log(f"LM model read from {source}")
     else:
         parts = fit_lm_model(det, sets["train"], tuple(args.exclude_features))
     log("LM model: " + ", ".join(f"{n} {w:+.2f}" for n, w in zip(FEATURES, parts[2])))
@@ -279,20 +285,31 @@ def main(argv: list[str] | None = None) -> int:
 
     # the seed article's passages: at least as many holding a must-flag phrase flagged as in the default mode, and
     # no more of its fluent passages (those outside every gold span)
-    settled = {lw: settle(lw) for lw in LM_WEIGHTS}
-    ok = [lw for lw in LM_WEIGHTS if settled[lw][1]["seed_passages"]["must_flag_flagged"]
-          >= seed_default["must_flag_flagged"] and settled[lw][1]["seed_passages"]["other_flagged"]
-          <= seed_default["other_flagged"]] or [0.0]
-    best = max(ok, key=lambda lw: float(np.mean(list(table[lw].values()))))
-    loso = {}
-    for name in VAL_SOURCES:
-        lw = max(ok, key=lambda w: float(np.mean([v for k, v in table[w].items() if k != name])))
-        loso[name] = {"lm_weight": lw, "auroc_broad": table[lw][name]}
-    log(f"LM weights the seed article allows: {ok}; chosen {best}: macro broad AUROC "
-        f"{np.mean(list(table[best].values())):.4f} (without the LM {np.mean(list(table[0.0].values())):.4f})")
-    fusion, th = settled[best]
+    if args.keep_fusion and kept is not None:  # nothing chosen: the kept mode, measured
+        fusion = kept
+        best, ok = kept.lm_weight, [kept.lm_weight]
+        th = {"threshold": kept.settings.get("threshold"), "kept_from": str(args.keep_fusion),
+              "seed_passages": seed_passages(det.with_lm(lm, kept), seed_raw, gold)}
+        loso: dict[str, dict[str, float | None]] = {name: {"lm_weight": None, "auroc_broad": None}
+                                                     for name in VAL_SOURCES}
+        log(f"accurate mode kept from {args.keep_fusion} (LM weight {kept.lm_weight:.4f})")
+    else:
+        settled = {lw: settle(lw) for lw in LM_WEIGHTS}
+        ok = [lw for lw in LM_WEIGHTS if settled[lw][1]["seed_passages"]["must_flag_flagged"]
+              >= seed_default["must_flag_flagged"] and settled[lw][1]["seed_passages"]["other_flagged"]
+              <= seed_default["other_flagged"]] or [0.0]
+        best = max(ok, key=lambda lw: float(np.mean(list(table[lw].values()))))
+        loso = {}
+        for name in VAL_SOURCES:
+            lw = max(ok, key=lambda w: float(np.mean([v for k, v in table[w].items() if k != name])))
+            loso[name] = {"lm_weight": lw, "auroc_broad": table[lw][name]}
+        log(f"LM weights the seed article allows: {ok}; chosen {best}: macro broad AUROC "
+            f"{np.mean(list(table[best].values())):.4f} (without the LM {np.mean(list(table[0.0].values())):.4f})")
+        fusion, th = settled[best]
     acc = det.with_lm(lm, fusion)
-    log(f"threshold {th['threshold']} (clean floor {th['clean_floor']:.4f}, mean flag F1 {th['mean_flag_f1']:.4f})")
+    if "clean_floor" in th:
+        log(f"threshold {th['threshold']} (clean floor {th['clean_floor']:.4f}, mean flag F1 "
+            f"{th['mean_flag_f1']:.4f})")
     # the default mode at the accurate mode's share of flagged clean English: flag recall at a matched budget
     rate = float(np.mean([p.flagged for p in predictions(acc, sets["val_clean"])]))
     matched = det.with_settings(threshold=min(1.0, _quantile_floor(record_scores(det, sets["val_clean"]), rate)))
@@ -390,8 +407,9 @@ def report(m: dict[str, Any]) -> str:
                      f"{f(c['flag_recall'])} | {f(b['flag_recall'])} | {f(b['span_f1'])} |")
     mac = [float(np.mean([m[k][s][v] for s in VAL_SOURCES])) for k in ("default", "accurate", "default_matched")
            for v in ("auroc_broad", "flag_recall")]
-    loso = float(np.mean([m["leave_one_source_out"][s]["auroc_broad"] for s in VAL_SOURCES]))
-    lines.append(f"| macro | | {mac[0]:.3f} | {mac[2]:.3f} | {loso:.3f} | {mac[1]:.3f} | {mac[5]:.3f} | "
+    held = [m["leave_one_source_out"][s]["auroc_broad"] for s in VAL_SOURCES]
+    loso = float(np.mean(held)) if None not in held else None  # None: a kept mode (nothing was chosen)
+    lines.append(f"| macro | | {mac[0]:.3f} | {mac[2]:.3f} | {f(loso)} | {mac[1]:.3f} | {mac[5]:.3f} | "
                  f"{mac[3]:.3f} | |")
     lines.append("")
     lines.append("| clean sample | flagged default | accurate | with a span (both) | per source flagged, default "

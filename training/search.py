@@ -169,12 +169,13 @@ def predictions(det: Detector, s: ScoredSet) -> list[Prediction]:
 
 RATIO_C = (0.0, 0.05, 0.1, 0.2, 0.4)  # weight of any_major relative to garbled
 RATIO_D = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)  # weight of sense relative to garbled
+RATIO_E = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)  # weight of word rarity relative to garbled
 
 
-def record_z(det: Detector, s: ScoredSet, rc: float, rd: float) -> np.ndarray:
-    """Per record, the max over its scored passages of garbled + rc * any_major + rd * sense (-30 when none): the
-    product's passage probability with calibration (1, 0, rc, rd), taken back to the logit scale."""
-    d = det.with_config(det.config.replace(calibration=(1.0, 0.0, rc, rd)))
+def record_z(det: Detector, s: ScoredSet, rc: float, rd: float, re: float = 0.0) -> np.ndarray:
+    """Per record, the max over its scored passages of garbled + rc * any_major + rd * sense + re * rarity (-30 when
+    none): the product's passage probability with calibration (1, 0, rc, rd, re), taken back to the logit scale."""
+    d = det.with_config(det.config.replace(calibration=(1.0, 0.0, rc, rd, re)))
     out = np.full(len(s), -30.0)
     for i, x in enumerate(s.raws):
         p = d.passage_probabilities(x)
@@ -191,14 +192,15 @@ def _broad(s: ScoredSet) -> tuple[np.ndarray, np.ndarray]:
     return keep, y
 
 
-def macro_auroc(det: Detector, sets: dict[str, ScoredSet], rc: float, rd: float) -> dict[str, float]:
+def macro_auroc(det: Detector, sets: dict[str, ScoredSet], rc: float, rd: float, re: float = 0.0
+                ) -> dict[str, float]:
     """Broad-label segment AUROC per source of the combined logit."""
     from detector.evaluation import auroc
 
     out = {}
     for name, s in sets.items():
         keep, y = _broad(s)
-        z = record_z(det, s, rc, rd)
+        z = record_z(det, s, rc, rd, re)
         out[name] = auroc([float(v) for v in z[keep]], [int(v) for v in y[keep]])
     return out
 
@@ -206,20 +208,30 @@ def macro_auroc(det: Detector, sets: dict[str, ScoredSet], rc: float, rd: float)
 def calibrated_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet],
                      sense: bool, max_rd: float = math.inf) -> tuple[Detector, dict[str, Any]]:
     """Calibration chosen on every labelled source: the weights of any_major and sense relative to garbled that
-    maximise the mean (macro) broad-label segment AUROC over the sources, then scale and intercept fitted by
-    logistic regression on broad vs clean records, every source (and clean English as one more) weighing the
-    same."""
-    best: tuple[float, float, float] | None = None
+    maximise the mean (macro) broad-label segment AUROC over the sources, then (for a model with a word table) the
+    weights of sense and word rarity with that any_major weight, then scale and intercept fitted by logistic
+    regression on broad vs clean records, every source (and clean English as one more) weighing the same."""
+    best: tuple[float, float, float, float] | None = None
     grid = []
+    rds = [r for r in RATIO_D if r <= max_rd] if sense else [0.0]
     for rc in RATIO_C:
-        for rd in [r for r in RATIO_D if r <= max_rd] if sense else (0.0,):
+        for rd in rds:
             per = macro_auroc(det, labelled, rc, rd)
             m = float(np.mean(list(per.values())))
-            grid.append({"rc": rc, "rd": rd, "macro_auroc": m})
+            grid.append({"rc": rc, "rd": rd, "re": 0.0, "macro_auroc": m})
             if best is None or m > best[0] + 1e-9:
-                best = (m, rc, rd)
+                best = (m, rc, rd, 0.0)
     assert best is not None
-    _, rc, rd = best
+    if det.config.word_table:
+        rc = best[1]
+        for rd in rds:
+            for re in RATIO_E[1:]:
+                per = macro_auroc(det, labelled, rc, rd, re)
+                m = float(np.mean(list(per.values())))
+                grid.append({"rc": rc, "rd": rd, "re": re, "macro_auroc": m})
+                if m > best[0] + 1e-9:
+                    best = (m, rc, rd, re)
+    _, rc, rd, re = best
     zs, ys, ws = [], [], []
     groups = dict(labelled)
     groups["clean English"] = ScoredSet([r for s in clean.values() for r in s.records],
@@ -228,14 +240,14 @@ def calibrated_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[
         keep, y = _broad(s)
         if not keep.any():
             continue
-        zs.append(record_z(det, s, rc, rd)[keep])
+        zs.append(record_z(det, s, rc, rd, re)[keep])
         ys.append(y[keep].astype(np.float64))
         ws.append(np.full(int(keep.sum()), 1.0 / keep.sum()))
     coef, b = fit_logistic(np.concatenate(zs)[:, None], np.concatenate(ys), np.concatenate(ws), l2=0.0)
     a = float(coef[0])
-    cal = (a, b, a * rc, a * rd)
-    return det.with_config(det.config.replace(calibration=cal)), {"rc": rc, "rd": rd, "macro_auroc": best[0],
-                                                                  "grid": grid}
+    cal = (a, b, a * rc, a * rd, a * re)
+    return det.with_config(det.config.replace(calibration=cal)), {"rc": rc, "rd": rd, "re": re,
+                                                                  "macro_auroc": best[0], "grid": grid}
 
 
 MIN_CLEAN_N = 100  # a clean source smaller than this may still have floor(max_rate * 100) records above a cut

@@ -175,7 +175,7 @@ def mlqe_report(rows: list[dict[str, Any]], sense: np.ndarray, logits: np.ndarra
     """Per pair on held-back articles: Spearman of the sense logit (and of the input model's garbled/any_major
     passage score) with DA and with HTER, AUROC of meaning-lost vs clean MT, and of meaning-lost MT vs clean
     English."""
-    a, _, c, _ = calibration
+    a, _, c, *_ = calibration
     old = a * logits[:, 0] + c * logits[:, 1]
     out: dict[str, Any] = {}
     for pair in MLQE_PAIRS:
