@@ -166,6 +166,9 @@ def scored_sets(det: Detector, corpus: Path, limit: int) -> dict[str, ScoredSet]
             rows = read_records(p, min(x for x in (limit, cap) if x) if (limit or cap) else 0)
             log(f"scoring {split}: {len(rows)} records")
             sets[split] = score_set(det, rows)
+        else:
+            log(f"{p} is missing: {split} is left out of the metrics and the card"
+                + (" (run training.sense_head, which writes it)" if split == "val_mlqe_doc" else ""))
     clean_rows = read_records(corpus / "val_clean.jsonl", limit)
     log(f"scoring val_clean: {len(clean_rows)} records")
     sets["val_clean"] = score_set(det, clean_rows)
