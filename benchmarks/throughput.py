@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=ROOT / "build" / "corpus")
     ap.add_argument("--n", type=int, default=2000, help="news sentences for the end-to-end runs")
     ap.add_argument("--limit", type=int, default=3000, help="records per validation source for quality")
-    ap.add_argument("--big-mb", type=int, default=100, help="size of the JSONL file for the memory run")
+    ap.add_argument("--big-mb", type=int, default=3,
+                    help="size of the JSONL file for the memory run (MB; scoring it takes about 2 min per MB here)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     ap.add_argument("--skip-quality", action="store_true")
     a = ap.parse_args(argv)
