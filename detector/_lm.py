@@ -191,7 +191,7 @@ class LmFusion:
             return cls(mean=tuple(float(x) for x in d["mean"]), scale=tuple(float(x) for x in d["scale"]),
                        weights=tuple(float(x) for x in d["weights"]), bias=float(d["bias"]),
                        lm_weight=float(d["lm_weight"]),
-                       calibration=tuple(float(cal[k]) for k in "abcde" if k in "abcd" or k in cal),
+                       calibration=tuple(float(cal[k]) for k in ("abcde" if "e" in cal else "abcd")),
                        settings=dict(d["settings"]), lm=str(d.get("lm", SMOLLM2_GGUF)))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"{FUSION_FILE} is malformed: {e!r}") from None

@@ -273,20 +273,14 @@ VERSIONS = {
 def write_card(folder: Path) -> None:
     """Rewrite MODEL_CARD.md of a finalized model folder from its config.json and metrics.json (no scoring); the
     accurate-mode section that ``training.lm_fusion`` wrote into the old card is kept, before the licence."""
-    from .lm_fusion import CARD_HEADING
+    from .lm_fusion import split_card_section, with_card_section
 
     cfg = json.loads((folder / "config.json").read_text())
     full = json.loads((folder / "metrics.json").read_text())
     card = folder / "MODEL_CARD.md"
-    old = card.read_text(encoding="utf-8") if card.is_file() else ""
+    _, section = split_card_section(card.read_text(encoding="utf-8") if card.is_file() else "")
     text = model_card(cfg, full, full["train_config"])
-    if CARD_HEADING in old:
-        a = old.index(CARD_HEADING)
-        b = old.find("\n## ", a + len(CARD_HEADING))
-        section = old[a : b + 1] if b >= 0 else old[a:].rstrip("\n") + "\n\n"
-        at = text.find("## Licence")
-        text = text[:at] + section + text[at:] if at >= 0 else text.rstrip("\n") + "\n\n" + section
-    card.write_text(text, encoding="utf-8")
+    card.write_text(with_card_section(text, section) if section else text, encoding="utf-8")
     write_manifest(folder)
 
 

@@ -359,17 +359,26 @@ def card_section(card: Path, table_md: str, command: str) -> None:
     """Write (or replace) the model card's accurate-mode section, just before its licence section."""
     if not card.is_file():
         return
-    text = card.read_text(encoding="utf-8")
-    if CARD_HEADING in text:  # drop the previous section, up to the next heading of its level
-        a = text.index(CARD_HEADING)
-        b = text.find("\n## ", a + len(CARD_HEADING))
-        text = text[:a] + (text[b + 1 :] if b >= 0 else "")
     section = (f"{CARD_HEADING}\n\n`Detector.load(accurate=True)` / `mtdetect score --accurate` adds SmolLM2-135M "
                f"per-passage surprisal features to the passage probability (spans unchanged; about 12x slower). "
                f"Fitted by `{command}`; default and accurate mode on the same validation records:\n\n{table_md}\n\n")
+    card.write_text(with_card_section(card.read_text(encoding="utf-8"), section), encoding="utf-8")
+
+
+def split_card_section(text: str) -> tuple[str, str]:
+    """(the card without its accurate-mode section, that section: empty when it has none)."""
+    if CARD_HEADING not in text:
+        return text, ""
+    a = text.index(CARD_HEADING)
+    b = text.find("\n## ", a + len(CARD_HEADING))
+    return (text[:a] + text[b + 1 :], text[a : b + 1]) if b >= 0 else (text[:a], text[a:].rstrip("\n") + "\n\n")
+
+
+def with_card_section(text: str, section: str) -> str:
+    """The card with ``section`` as its accurate-mode section (any earlier one dropped), before the licence."""
+    text, _ = split_card_section(text)
     at = text.find("## Licence")
-    text = text[:at] + section + text[at:] if at >= 0 else text.rstrip("\n") + "\n\n" + section
-    card.write_text(text, encoding="utf-8")
+    return text[:at] + section + text[at:] if at >= 0 else text.rstrip("\n") + "\n\n" + section
 
 
 def seed_passages(det: Detector, raw: Any, gold: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ module only decides which settings to try and which to keep.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,27 +211,24 @@ def calibrated_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[
     maximise the mean (macro) broad-label segment AUROC over the sources, then (for a model with a word table) the
     weights of sense and word rarity with that any_major weight, then scale and intercept fitted by logistic
     regression on broad vs clean records, every source (and clean English as one more) weighing the same."""
-    best: tuple[float, float, float, float] | None = None
-    grid = []
+    grid: list[dict[str, float]] = []
+
+    def evaluate(points: Iterable[tuple[float, float, float]]) -> dict[str, float]:
+        """Add the points' macro AUROC to the grid; the best point so far (the first of equals)."""
+        for rc, rd, re in points:
+            grid.append({"rc": rc, "rd": rd, "re": re,
+                         "macro_auroc": float(np.mean(list(macro_auroc(det, labelled, rc, rd, re).values())))})
+        best = grid[0]
+        for g in grid[1:]:
+            if g["macro_auroc"] > best["macro_auroc"] + 1e-9:
+                best = g
+        return best
+
     rds = [r for r in RATIO_D if r <= max_rd] if sense else [0.0]
-    for rc in RATIO_C:
-        for rd in rds:
-            per = macro_auroc(det, labelled, rc, rd)
-            m = float(np.mean(list(per.values())))
-            grid.append({"rc": rc, "rd": rd, "re": 0.0, "macro_auroc": m})
-            if best is None or m > best[0] + 1e-9:
-                best = (m, rc, rd, 0.0)
-    assert best is not None
+    best = evaluate((rc, rd, 0.0) for rc in RATIO_C for rd in rds)
     if det.config.word_table:
-        rc = best[1]
-        for rd in rds:
-            for re in RATIO_E[1:]:
-                per = macro_auroc(det, labelled, rc, rd, re)
-                m = float(np.mean(list(per.values())))
-                grid.append({"rc": rc, "rd": rd, "re": re, "macro_auroc": m})
-                if m > best[0] + 1e-9:
-                    best = (m, rc, rd, re)
-    _, rc, rd, re = best
+        best = evaluate((best["rc"], rd, re) for rd in rds for re in RATIO_E[1:])
+    rc, rd, re = best["rc"], best["rd"], best["re"]
     zs, ys, ws = [], [], []
     groups = dict(labelled)
     groups["clean English"] = ScoredSet([r for s in clean.values() for r in s.records],
@@ -247,7 +244,7 @@ def calibrated_macro(det: Detector, labelled: dict[str, ScoredSet], clean: dict[
     a = float(coef[0])
     cal = (a, b, a * rc, a * rd, a * re)
     return det.with_config(det.config.replace(calibration=cal)), {"rc": rc, "rd": rd, "re": re,
-                                                                  "macro_auroc": best[0], "grid": grid}
+                                                                  "macro_auroc": best["macro_auroc"], "grid": grid}
 
 
 MIN_CLEAN_N = 100  # a clean source smaller than this may still have floor(max_rate * 100) records above a cut
