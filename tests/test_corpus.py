@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.build_corpus import assign_splits, dedupe
+from training.build_corpus import assign_splits, dedupe, mlqe_doc_records
 from training.records import CLEAN, STRICT, DropLog, Record, Span, check_span, detokenize
 from training.sources import (
     MissingSourceError,
@@ -154,6 +154,26 @@ def test_no_document_sits_in_two_splits() -> None:
         splits.setdefault(r.doc_id, set()).add(r.split)
     assert all(len(s) == 1 for s in splits.values())
     assert {r.split for r in recs if r.source == "wmt21_news"} == {"train", "val_news"}
+
+
+def test_mlqe_doc_split_is_the_held_back_articles_of_the_training_outputs() -> None:
+    from training.sense_head import held_back
+
+    recs = []
+    for pair in ("si-en", "ru-en"):
+        for art in range(30):
+            for i in range(2):
+                r = _rec("mlqe_pe", f"mlqe_pe:{pair}:{art}:{i}", i, text=f"{pair} {art} {i}")
+                r.meta = {"pair": pair, "article": f"Article {art}", "official_split": "train"}
+                recs.append(r)
+    assign_splits(recs)
+    doc = mlqe_doc_records(recs)
+    # the split that build_corpus writes is exactly what the sense head and training leave out
+    assert doc == [r for r in recs if held_back({"meta": r.meta})]
+    assert 0 < len(doc) < len(recs) and all(r.split == "train" for r in doc)
+    # whole articles: both outputs of an article fall on the same side
+    held = {(r.meta["pair"], r.meta["article"]) for r in doc}
+    assert len(doc) == 2 * len(held)
 
 
 def test_dedupe_drops_train_copies_of_eval_text() -> None:

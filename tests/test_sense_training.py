@@ -80,6 +80,26 @@ def test_blimp_pair_accuracy(bad: list[float], good: list[float], expected: floa
     assert (expected is None and got != got) or got == expected
 
 
+def _da_record(pair: str, i: int, da: float, hter: float) -> dict:
+    return {"id": f"{pair}:{i}", "text": f"output {i}", "meta": {"pair": pair, "da": da, "hter": hter}}
+
+
+def test_mlqe_da_benchmark_samples_per_pair_and_orients_its_metrics() -> None:
+    from benchmarks.mlqe_da import pair_row, sample_per_pair
+
+    rows = [_da_record(p, i, da, 0.0 if da >= 70 else 0.5) for p in ("si-en", "ro-en", "xx-en")
+            for i, da in enumerate([10, 20, 50, 80, 90, 95])]
+    got = sample_per_pair(rows, 4)
+    assert [r["meta"]["pair"] for r in got] == ["ro-en"] * 4 + ["si-en"] * 4  # MLQE_PAIRS order, other pairs left out
+    assert sample_per_pair(rows, 4) == got and len(sample_per_pair(rows, 0)) == 12
+    si = [r for r in rows if r["meta"]["pair"] == "si-en"]
+    worse = [100.0 - r["meta"]["da"] for r in si]  # a score that rises exactly as meaning is lost
+    m = pair_row(si, worse, clean=[0.0, 1.0])
+    assert m["spearman_da"] == pytest.approx(1.0) and m["spearman_hter"] > 0
+    assert m["auroc_lowda_vs_clean_mt"] == 1.0  # DA 10 and 20 above the HTER-0, DA >= 70 outputs
+    assert m["auroc_lowda_vs_clean_english"] == 1.0  # 90 and 80 above clean English's 0 and 1
+
+
 def test_fit_head_more_pairs_adds_a_pairwise_term() -> None:
     """MT-vs-post-edit pairs enter the fit as another (diffs, weight) term, next to BLiMP's."""
     from training.sense_head import fit_head

@@ -2,7 +2,9 @@
 
     python -m training.build_corpus --data ../shared/data --out build/corpus
 
-Writes one JSON-lines file per split (canonical records), ``stats.json`` and ``training/CORPUS.md``.
+Writes one JSON-lines file per split (canonical records), ``stats.json`` and ``training/CORPUS.md``;
+``val_mlqe_doc.jsonl`` is a copy of the MLQE-PE training outputs of the held-back Wikipedia articles, the
+document-disjoint MLQE-PE set every report uses (they stay in ``train.jsonl``; no fit reads them).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .records import (
     Record,
     check_span,
     hash_split,
+    mlqe_held_back,
     norm_text,
     pick_held_out,
 )
@@ -34,6 +37,7 @@ from .synth import SynthConfig, generate
 
 VAL_NEWS_FRACTION = 0.15
 SPLIT_SALT = "mtdetect-v1"
+MLQE_DOC_SPLIT = "val_mlqe_doc"
 MQM_SOURCES = {"wmt20_news", "wmt21_news", "wmt21_ted", "bio_mqm"}
 
 
@@ -58,6 +62,12 @@ def assign_splits(records: list[Record]) -> None:
             r.split = "val_mlqe" if r.meta.get("official_split") == "dev" else "train"
         else:  # clean English, GUM included: 10% / 10% of documents by a fixed hash
             r.split = {"val": "val_clean", "test": "test_clean"}.get(hash_split(r.doc_id, SPLIT_SALT), "train")
+
+
+def mlqe_doc_records(train: list[Record]) -> list[Record]:
+    """MLQE-PE training outputs of the held-back articles (:func:`training.records.mlqe_held_back`), in corpus
+    order: copied to the ``val_mlqe_doc`` split and left in ``train``, where every fit leaves them out."""
+    return [r for r in train if r.source == "mlqe_pe" and mlqe_held_back(r.meta["pair"], r.meta["article"])]
 
 
 def dedupe(records: list[Record], drops: DropLog) -> list[Record]:
@@ -111,7 +121,7 @@ def stats_table(records: list[Record]) -> list[dict]:
 
 
 def write_markdown(path: Path, rows: list[dict], drops: DropLog, seconds: float, synth_cfg: SynthConfig,
-                   artifact_counts: Counter[str]) -> None:
+                   artifact_counts: Counter[str], mlqe_doc: list[Record]) -> None:
     cols = ["split", "source", "records", "docs", "strict", "broad", "clean", "ambiguous", "pos_rate_broad",
             "spans", "major_fluency", "major_accuracy", "major_other", "span_len_median", "span_len_mean"]
     lines = [
@@ -129,6 +139,10 @@ def write_markdown(path: Path, rows: list[dict], drops: DropLog, seconds: float,
     ]
     for r in rows:
         lines.append("| " + " | ".join("" if r[c] is None else str(r[c]) for c in cols) + " |")
+    articles = {(r.meta["pair"], r.meta["article"]) for r in mlqe_doc}
+    lines += ["", f"`{MLQE_DOC_SPLIT}.jsonl`: {len(mlqe_doc)} MLQE-PE training outputs of {len(articles)} held-back "
+              "Wikipedia articles (a fifth of each pair's, `training.records.mlqe_held_back`), copied from the "
+              "train rows above, where every fit leaves them out: the document-disjoint MLQE-PE report set."]
     lines += ["", "## Spans located (kept) and rows or spans dropped, per source", "", "| source | what | count |",
               "|---|---|---|"]
     for (s, w), n in sorted(drops.kept.items()):
@@ -186,6 +200,10 @@ def build(data: Path, out: Path, synth_cfg: SynthConfig, markdown: Path | None) 
         with open(out / f"{split}.jsonl", "w", encoding="utf-8") as f:
             for r in rs:
                 f.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+    mlqe_doc = mlqe_doc_records(by_split["train"])
+    with open(out / f"{MLQE_DOC_SPLIT}.jsonl", "w", encoding="utf-8") as f:
+        for r in mlqe_doc:
+            f.write(json.dumps({**r.to_json(), "split": MLQE_DOC_SPLIT}, ensure_ascii=False) + "\n")
     rows = stats_table(records)
     artifacts = Counter(s.artifact for r in synth_train for s in r.spans)
     seconds = time.time() - t0
@@ -193,7 +211,7 @@ def build(data: Path, out: Path, synth_cfg: SynthConfig, markdown: Path | None) 
              "seconds": round(seconds, 1), "synth": synth_cfg.__dict__}
     (out / "stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
     if markdown:
-        write_markdown(markdown, rows, drops, seconds, synth_cfg, artifacts)
+        write_markdown(markdown, rows, drops, seconds, synth_cfg, artifacts, mlqe_doc)
     print(f"[corpus] wrote {len(records)} records to {out} in {seconds:.0f} s", file=sys.stderr)
     return stats
 

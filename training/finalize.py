@@ -42,7 +42,7 @@ REPORT_SETS = [  # (split file, shown name, max records scored)
     ("val_wmt22", "WMT22 QE zh-en dev (tags only: broad labels)", 0),
     ("val_bio", "Bio-MQM dev, 6 source languages (held-back docs)", 0),
     ("val_mlqe", "MLQE-PE dev, 5 source languages (post-edit labels)", 2000),
-    ("val_mlqe_doc", "MLQE-PE train, held-back Wikipedia articles (never fitted; written by training.sense_head)", 0),
+    ("val_mlqe_doc", "MLQE-PE train, held-back Wikipedia articles (never fitted; written by training.build_corpus)", 0),
     ("synth_val", "synthetic artifacts in clean val docs (sanity only)", 1500),
 ]
 #: the labelled sources every choice is made on, each weighing the same
@@ -168,7 +168,7 @@ def scored_sets(det: Detector, corpus: Path, limit: int) -> dict[str, ScoredSet]
             sets[split] = score_set(det, rows)
         else:
             log(f"{p} is missing: {split} is left out of the metrics and the card"
-                + (" (run training.sense_head, which writes it)" if split == "val_mlqe_doc" else ""))
+                + (" (rebuild the corpus: training.build_corpus writes it)" if split == "val_mlqe_doc" else ""))
     clean_rows = read_records(corpus / "val_clean.jsonl", limit)
     log(f"scoring val_clean: {len(clean_rows)} records")
     sets["val_clean"] = score_set(det, clean_rows)

@@ -178,6 +178,12 @@ def pick_held_out(doc_ids: Iterable[str], fraction: float, salt: str) -> set[str
     return set(docs[:k])
 
 
+def mlqe_held_back(pair: str, article: str) -> bool:
+    """The fixed fifth of MLQE-PE training articles (per pair, by sha256 of pair + article) that no fit sees: a copy
+    of their outputs is the ``val_mlqe_doc`` split (the outputs stay in ``train``, where every fit leaves them out)."""
+    return int(hashlib.sha256((pair + "\x00" + article).encode("utf-8")).hexdigest(), 16) % 5 == 0
+
+
 def hash_split(doc_id: str, salt: str, val: float = 0.1, test: float = 0.1) -> str:
     u = (stable_hash(salt + doc_id) % 10_000) / 10_000
     if u < val:

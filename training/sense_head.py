@@ -9,7 +9,7 @@ mean-pooled passage states of those encoder layers (config ``sense_layers``). Ta
 
 - MLQE-PE training outputs rated as meaning lost (mean DA < 30) are positives; outputs with HTER 0 and DA >= 70 are
   negatives; the middle is left out. Wikipedia articles are split: a fixed fifth of each pair's articles
-  (sha256 of pair + article) is held back, written to ``<corpus>/val_mlqe_doc.jsonl`` and never fitted on;
+  (sha256 of pair + article) is held back (``training.build_corpus`` copies it to ``<corpus>/val_mlqe_doc.jsonl``) and never fitted on;
 - clean human English of the training split (abc, brown, gum, sotu, newstest, WMT21 references) as negatives, so
   that clean English stays below garbled MT;
 - WMT20/21 news and Bio-MQM training records (strict/broad positives, clean negatives).
@@ -35,7 +35,6 @@ probability (calibration ``d``) is chosen by :mod:`training.finalize` on every v
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import shutil
@@ -54,7 +53,7 @@ from detector.network import write_manifest
 from .acceptability import blimp_pairs, cola_rows, held_paradigm
 from .features import cached_features, with_layers
 from .hard_negatives import read_ids
-from .records import CLEAN_SOURCES, read_records
+from .records import CLEAN_SOURCES, mlqe_held_back, read_records
 
 MLQE_PAIRS = ("ro-en", "et-en", "ne-en", "si-en", "ru-en")
 LOW_DA, HIGH_DA = 30.0, 70.0
@@ -66,9 +65,8 @@ def log(msg: str) -> None:
 
 
 def held_back(record: dict[str, Any]) -> bool:
-    """The fixed fifth of MLQE-PE articles (per pair) that no fit sees."""
-    key = record["meta"]["pair"] + "\x00" + record["meta"]["article"]
-    return int(hashlib.sha256(key.encode("utf-8")).hexdigest(), 16) % 5 == 0
+    """The fixed fifth of MLQE-PE articles (per pair) that no fit sees (:func:`training.records.mlqe_held_back`)."""
+    return mlqe_held_back(record["meta"]["pair"], record["meta"]["article"])
 
 
 def mlqe_target(record: dict[str, Any]) -> int | None:
@@ -345,9 +343,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         weights, bias = fit_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), a.l2, weight,
                                  x_bad[fit_pairs] - x_good[fit_pairs], a.blimp_weight, more_pairs)
-    with open(a.corpus / "val_mlqe_doc.jsonl", "w", encoding="utf-8") as fh:
-        for r in held:
-            fh.write(json.dumps({**r, "split": "val_mlqe_doc"}, ensure_ascii=False) + "\n")
     clean_val = read_records(a.corpus / "val_clean.jsonl")
     x_clean, _ = design("val_clean", [r["text"] for r in clean_val])
     x_held, lg_held = design("val_mlqe_doc", [r["text"] for r in held])
