@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         scores["SmolLM2-135M surprisal, mean per token"] = [m for m, _, _ in raw]
         scores["SmolLM2-135M surprisal, sum over tokens"] = [sum(v for _, _, v in t) for _, _, t in raw]
     n = len(rows)
-    pairs = [(p, [i for i, r in enumerate(rows) if r["meta"]["pair"] == p]) for p in MLQE_PAIRS]
+    pairs = [(p, idx) for p in MLQE_PAIRS for idx in [[i for i, r in enumerate(rows) if r["meta"]["pair"] == p]] if idx]
     pairs.append(("all", list(range(n))))
     lines = [
         "# Meaning loss: MLQE-PE human ratings on held-back articles",

@@ -100,6 +100,32 @@ def test_mlqe_da_benchmark_samples_per_pair_and_orients_its_metrics() -> None:
     assert m["auroc_lowda_vs_clean_english"] == 1.0  # 90 and 80 above clean English's 0 and 1
 
 
+def test_mlqe_da_benchmark_writes_its_table(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The command as documented, on a tiny corpus and the tiny random model: one row per pair and scorer, the
+    clean-English flag rate, and a clear parser error when the held-back split is missing."""
+    from benchmarks.mlqe_da import main
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = [{**_da_record(p, i, da, 0.0 if da >= 70 else 0.6), "text": f"The {p} output number {i} is here."}
+            for p in ("ro-en", "si-en") for i, da in enumerate([10, 25, 60, 75, 90, 95])]
+    clean = [{"id": f"c{i}", "text": f"A clean sentence number {i}.", "source": "brown", "meta": {}} for i in range(5)]
+    for name, recs in (("val_mlqe_doc", rows), ("val_clean", clean)):
+        (corpus / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    out = tmp_path / "mlqe_da.md"
+    assert main(["--model", str(tiny_model_dir), "--corpus", str(corpus), "--per-pair", "4", "--no-smollm2",
+                 "--no-accurate", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    table = [line for line in text.splitlines() if line.startswith("| ") and "default" in line]
+    assert [line.split(" | ")[0] for line in table] == ["| ro-en", "| si-en", "| all"]
+    assert all(line.split(" | ")[1] == n for line, n in zip(table, ["4", "4", "8"]))
+    assert "Clean English flagged at the default threshold" in text
+    (corpus / "val_mlqe_doc.jsonl").unlink()
+    with pytest.raises(SystemExit) as e:
+        main(["--model", str(tiny_model_dir), "--corpus", str(corpus), "--no-smollm2", "--no-accurate"])
+    assert e.value.code == 2
+
+
 def test_fit_head_more_pairs_adds_a_pairwise_term() -> None:
     """MT-vs-post-edit pairs enter the fit as another (diffs, weight) term, next to BLiMP's."""
     from training.sense_head import fit_head
