@@ -166,6 +166,31 @@ def test_pools_per_clean_source_and_hard_negatives(tmp_path: Path) -> None:
     assert sorted(one) == ["clean_english", "wmt21_news"] and len(one["clean_english"]) == 12
 
 
+def test_clean_length_match_draws_clean_english_at_the_garbled_mt_lengths() -> None:
+    """clean_length_match: the clean English drawn per epoch follows the word counts of the garbled MT records, not
+    its own (mostly short) ones; a run without it draws as before."""
+    from training.train import documents, load_pools
+
+    def rec(src: str, i: int, words: int, label: str) -> dict:
+        return {"id": f"{src}{i}", "source": src, "doc_id": f"{src}{i}", "system": "", "seg": 0, "synthetic": False,
+                "label": label, "spans": [], "text": " ".join(["word"] * words)}
+
+    clean = [rec("brown", i, 8 if i % 10 else 45, "clean") for i in range(400)]  # 90% short, 10% long
+    mt = [rec("wmt21_news", i, 45, "strict") for i in range(40)] + [rec("wmt21_news", 100 + i, 8, "clean")
+                                                                     for i in range(40)]
+    docs = documents(clean + mt)
+    sizes = {"clean_english": 30, "wmt21_news": -1}
+    plain = load_pools(docs, {"per_epoch": sizes}, random.Random(0))
+    matched = load_pools(docs, {"per_epoch": sizes, "clean_length_match": True}, random.Random(0))
+
+    def long_share(pools: dict) -> float:
+        return sum(len(g[i]["text"].split()) > 40 for g, i in pools["clean_english"]) / len(pools["clean_english"])
+
+    assert long_share(plain) < 0.3 and long_share(matched) == 1.0  # every garbled MT record is long
+    assert len(matched["clean_english"]) == 30 and len({g[i]["id"] for g, i in matched["clean_english"]}) == 30
+    assert load_pools(docs, {"per_epoch": sizes}, random.Random(0)) == plain
+
+
 def test_mined_hard_negatives_are_each_clean_sources_top_scores(tiny_detector: Detector, tmp_path: Path) -> None:
     from training.hard_negatives import mine, read_ids
 

@@ -8,10 +8,12 @@ Reads the corpus written by ``python -m training.build_corpus`` and writes ``mod
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import math
 import random
 import shutil
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -36,7 +38,7 @@ from detector.network import (
 
 from .hard_negatives import read_ids
 from .lm_targets import align, read_targets
-from .records import CLEAN_SOURCES, read_records
+from .records import BROAD, CLEAN_SOURCES, STRICT, read_records
 from .sense_head import PE_PAIR_DA, held_back, post_edit_of, soft_target
 
 IGNORE_W = 0
@@ -247,11 +249,55 @@ def load_pools(docs: dict[tuple[str, str], list[dict]], cfg: dict,
             pools[src].append((g, i))
     sizes = cfg["per_epoch"]
     out = {}
+    match = length_match_weights(pools) if cfg.get("clean_length_match") else {}
     for src, items in pools.items():
         n = sizes.get(src, 0)
         rng.shuffle(items)
+        if src in match:
+            # weighted sampling without replacement (Efraimidis-Spirakis keys u ** (1 / w), taken as log(u) / w: the
+            # power underflows to 0 for small weights), fixed by the run's seed
+            keys = [math.log(1.0 - rng.random()) / w for w in match[src](items)]
+            items = [items[i] for i in sorted(range(len(items)), key=lambda i: -keys[i])]
         out[src] = items[: n if n >= 0 else len(items)]
-        log(f"pool {src}: {len(items)} available, {len(out[src])} used per epoch")
+        log(f"pool {src}: {len(items)} available, {len(out[src])} used per epoch"
+            + (f" (median {statistics.median(_words(g[i]) for g, i in out[src]):.0f} words)" if out[src] else ""))
+    return out
+
+
+LENGTH_BINS = (10, 15, 20, 25, 30, 40, 50, 70)  # word-count bin edges for ``clean_length_match``
+
+
+def _words(record: dict) -> int:
+    return len(record["text"].split())
+
+
+def _length_bin(record: dict) -> int:
+    return bisect.bisect_right(LENGTH_BINS, _words(record))
+
+
+def length_match_weights(pools: dict[str, list[tuple[list[dict], int]]]) -> dict[str, Any]:
+    """``clean_length_match`` (issue #11; on human English the garbled output tracks length, Spearman 0.90): draw
+    each clean English pool with the word-count distribution of the garbled MT records (strict or broad records of
+    WMT20/21 news and Bio-MQM) instead of its own, so that long human sentences are negatives as often as long MT
+    is positive. Returns, per clean pool, a function giving each item's sampling weight."""
+    ref = [g[i] for src in ("wmt20_news", "wmt21_news", "bio_mqm") for g, i in pools.get(src, [])
+           if g[i]["label"] in (STRICT, BROAD)]
+    n_bins = len(LENGTH_BINS) + 1
+    ref_share = [0.0] * n_bins
+    for r in ref:
+        ref_share[_length_bin(r)] += 1 / max(1, len(ref))
+    out: dict[str, Any] = {}
+    for src, items in pools.items():
+        if src != "clean_english" and src not in CLEAN_SOURCES:
+            continue
+        own = [0] * n_bins
+        for g, i in items:
+            own[_length_bin(g[i])] += 1
+
+        def weights(xs: list[tuple[list[dict], int]], own: list[int] = own) -> list[float]:
+            return [max(1e-9, ref_share[_length_bin(g[i])] / max(1, own[_length_bin(g[i])])) for g, i in xs]
+
+        out[src] = weights
     return out
 
 
