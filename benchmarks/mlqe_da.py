@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         scores["SmolLM2-135M surprisal, mean per token"] = [m for m, _, _ in raw]
         scores["SmolLM2-135M surprisal, sum over tokens"] = [sum(v for _, _, v in t) for _, _, t in raw]
     n = len(rows)
+    lost_mt = [mlqe_target(r) == 1 for r in rows]
     pairs = [(p, idx) for p in MLQE_PAIRS for idx in [[i for i, r in enumerate(rows) if r["meta"]["pair"] == p]] if idx]
     pairs.append(("all", list(range(n))))
     lines = [
@@ -111,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for pair, idx in pairs:
-        n_low = sum(1 for i in idx if mlqe_target(rows[i]) == 1)
+        n_low = sum(lost_mt[i] for i in idx)
         for name, s in scores.items():
             m = pair_row([rows[i] for i in idx], [s[i] for i in idx], s[n:])
-            lost = [flags[name][i] for i in idx if mlqe_target(rows[i]) == 1] if name in flags else []
+            lost = [flags[name][i] for i in idx if lost_mt[i]] if name in flags else []
             cell = f"{sum(lost) / len(lost):.3f}" if lost else "n/a"
             lines.append(f"| {pair} | {len(idx)} | {n_low} | {name} | " + " | ".join(_f(v) for v in m.values())
                          + f" | {cell} |")

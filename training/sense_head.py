@@ -9,7 +9,8 @@ mean-pooled passage states of those encoder layers (config ``sense_layers``). Ta
 
 - MLQE-PE training outputs rated as meaning lost (mean DA < 30) are positives; outputs with HTER 0 and DA >= 70 are
   negatives; the middle is left out. Wikipedia articles are split: a fixed fifth of each pair's articles
-  (sha256 of pair + article) is held back (``training.build_corpus`` copies it to ``<corpus>/val_mlqe_doc.jsonl``) and never fitted on;
+  (sha256 of pair + article) is held back and never fitted on (``training.build_corpus`` copies its outputs to
+  ``<corpus>/val_mlqe_doc.jsonl``);
 - clean human English of the training split (abc, brown, gum, sotu, newstest, WMT21 references) as negatives, so
   that clean English stays below garbled MT;
 - WMT20/21 news and Bio-MQM training records (strict/broad positives, clean negatives).

@@ -256,7 +256,7 @@ def load_pools(docs: dict[tuple[str, str], list[dict]], cfg: dict,
         if src in match:
             # weighted sampling without replacement (Efraimidis-Spirakis keys u ** (1 / w), taken as log(u) / w: the
             # power underflows to 0 for small weights), fixed by the run's seed
-            keys = [math.log(1.0 - rng.random()) / w for w in match[src](items)]
+            keys = [math.log(1.0 - rng.random()) / match[src][_length_bin(g[i])] for g, i in items]
             items = [items[i] for i in sorted(range(len(items)), key=lambda i: -keys[i])]
         out[src] = items[: n if n >= 0 else len(items)]
         log(f"pool {src}: {len(items)} available, {len(out[src])} used per epoch"
@@ -275,29 +275,24 @@ def _length_bin(record: dict) -> int:
     return bisect.bisect_right(LENGTH_BINS, _words(record))
 
 
-def length_match_weights(pools: dict[str, list[tuple[list[dict], int]]]) -> dict[str, Any]:
+def length_match_weights(pools: dict[str, list[tuple[list[dict], int]]]) -> dict[str, list[float]]:
     """``clean_length_match`` (issue #11; on human English the garbled output tracks length, Spearman 0.90): draw
     each clean English pool with the word-count distribution of the garbled MT records (strict or broad records of
     WMT20/21 news and Bio-MQM) instead of its own, so that long human sentences are negatives as often as long MT
-    is positive. Returns, per clean pool, a function giving each item's sampling weight."""
+    is positive. Returns, per clean pool, the sampling weight of an item in each length bin (:func:`_length_bin`)."""
     ref = [g[i] for src in ("wmt20_news", "wmt21_news", "bio_mqm") for g, i in pools.get(src, [])
            if g[i]["label"] in (STRICT, BROAD)]
     n_bins = len(LENGTH_BINS) + 1
     ref_share = [0.0] * n_bins
     for r in ref:
         ref_share[_length_bin(r)] += 1 / max(1, len(ref))
-    out: dict[str, Any] = {}
+    out: dict[str, list[float]] = {}
     for src, items in pools.items():
-        if src != "clean_english" and src not in CLEAN_SOURCES:
-            continue
-        own = [0] * n_bins
-        for g, i in items:
-            own[_length_bin(g[i])] += 1
-
-        def weights(xs: list[tuple[list[dict], int]], own: list[int] = own) -> list[float]:
-            return [max(1e-9, ref_share[_length_bin(g[i])] / max(1, own[_length_bin(g[i])])) for g, i in xs]
-
-        out[src] = weights
+        if src == "clean_english" or src in CLEAN_SOURCES:
+            own = [0] * n_bins
+            for g, i in items:
+                own[_length_bin(g[i])] += 1
+            out[src] = [max(1e-9, share / max(1, k)) for share, k in zip(ref_share, own)]
     return out
 
 
