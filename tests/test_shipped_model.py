@@ -44,12 +44,30 @@ def test_shipped_model_loads_with_checksums(det: Detector) -> None:
     assert info["checksum"] == "ok" and 0 < info["threshold"] < 1 and 0 < info["span_threshold"] < 1
 
 
-def test_seed_article_passes_gold_rule(det: Detector) -> None:
+@pytest.mark.parametrize("point", ["default", "quiet"])
+def test_seed_article_passes_gold_rule(det: Detector, point: str) -> None:
     text = SEED_TEXT.read_text(encoding="utf-8")
     gold = json.loads(SEED_GOLD.read_text(encoding="utf-8"))
-    d = det.detect(text)
+    d = det.with_settings(det.config.operating_point(point)).detect(text)
     result = gold_rule(text, gold, [(s.start, s.end) for s in d.spans])
     assert result["passed"], result
+
+
+def test_quiet_point_flags_at_most_one_percent_of_each_clean_source(det: Detector) -> None:
+    """The quiet operating point as its rule says: the default's probabilities and span rule, a higher threshold,
+    spans only in flagged passages, and (in the finalize run recorded in metrics.json) at most 1% of each
+    English-original val_clean source flagged (a human translation, WMT21 ref.A, measured but not bound)."""
+    quiet = det.config.operating_point("quiet")
+    assert quiet.threshold > det.threshold and quiet.span_gate >= quiet.threshold
+    assert (quiet.span_threshold, quiet.span_score) == (det.span_threshold, det.span_score)
+    assert det.path is not None
+    report = json.loads((det.path / "metrics.json").read_text())["operating_points"]["quiet"]
+    assert report["settings"] == quiet.to_dict()
+    rates = report["val_clean"]["by_source"]
+    assert {"abc", "brown", "gum", "newstest_en", "sotu"} <= set(rates)
+    for src, r in rates.items():
+        if src != "wmt21_ref_a":
+            assert round(r["flag_rate"] * r["n"]) <= max(1, int(0.01 * r["n"])), (src, r)
 
 
 @pytest.mark.parametrize(

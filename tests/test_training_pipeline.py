@@ -287,6 +287,17 @@ def test_finalize_writes_a_loadable_model_folder(tiny_model_dir: Path, tmp_path:
     preds = predict(det, det.score_raw([r.text for r in recs]))
     assert news["span_f1"] == pytest.approx(char_prf([p.spans for p in preds], [r.spans for r in recs])["f1"])
     assert "Model card" in (out / "MODEL_CARD.md").read_text()
+    # the quiet operating point: same calibration and span rule, a threshold at least the default's, spans only in
+    # flagged passages, and at most 1% of each bound val_clean source flagged (one record of a source under 100)
+    quiet = det.config.operating_point("quiet")
+    assert quiet.threshold >= det.threshold and quiet.span_gate >= quiet.threshold
+    assert (quiet.span_threshold, quiet.span_score) == (det.span_threshold, det.span_score)
+    report = full["operating_points"]["quiet"]
+    assert report["settings"] == quiet.to_dict()
+    for src, r in report["val_clean"]["by_source"].items():
+        assert r["flag_rate"] * r["n"] <= max(1, int(0.01 * r["n"])) + 1e-9, src
+        assert r["span_rate"] <= r["flag_rate"]
+    assert "## Operating points" in (out / "MODEL_CARD.md").read_text()
     a, *_, e = det.config.calibration
     assert (det.config.word_table is not None) == words and (out / "word_zipf.json.gz").is_file() == words
     assert th["calibration_search"]["re"] in RATIO_E and (e == pytest.approx(a * th["calibration_search"]["re"]))

@@ -7,6 +7,12 @@ by the mean broad-label AUROC over the sources, the flag threshold by the mean F
 F1, subject to the clean-English budgets (default: at most 2% of val_clean flagged and 1% carrying a span;
 ``--clean-rule per-source --max-clean-flag-rate 0.01`` applies them to each clean source) and to the seed article's
 gold rule. A leave-one-source-out run makes the same choices without each source and measures on it.
+
+A second operating point, ``quiet``, keeps the calibration and the span rule and raises the flag threshold (and the
+span gate with it) to the lowest one that flags at most ``--quiet-max-rate`` (1%) of *each* English-original
+val_clean source (the issue #11 bound; WMT21 reference A, a human translation, is measured but not bound); it is
+written to config.json's ``operating_points`` and measured like the default (``Detector.load(operating_point=
+"quiet")``, ``mtdetect score --operating-point quiet``).
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ from typing import Any
 
 from detector import Detector
 from detector.evaluation import evaluate, fmt, gold_rule, jsonable, rates_by_source
-from detector.network import RARITY_CAP, write_manifest
+from detector.network import RARITY_CAP, OperatingPoint, write_manifest
 
 from .records import read_records
 from .search import (
     ScoredSet,
     calibrated_macro,
+    choose_flag_threshold,
     choose_macro,
     predictions,
     record_scores,
@@ -48,6 +55,8 @@ REPORT_SETS = [  # (split file, shown name, max records scored)
 #: the labelled sources every choice is made on, each weighing the same
 CHOICE_SETS = ("val_news", "val_ted", "val_wmt22", "val_bio", "val_mlqe")
 SEARCH_CAP = 800  # records per source in the span search (evenly spaced); every record is measured afterwards
+QUIET_MAX_RATE = 0.01  # the quiet operating point: at most this share of each bound clean source flagged
+QUIET_UNBOUND = ("wmt21_ref_a",)  # measured, not bound: a human translation (translationese), not English-original
 
 
 def log(msg: str) -> None:
@@ -149,6 +158,35 @@ def leave_one_out(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str
     return out
 
 
+def quiet_point(det: Detector, labelled: dict[str, ScoredSet], val_clean: ScoredSet,
+                max_rate: float = QUIET_MAX_RATE, unbound: Sequence[str] = QUIET_UNBOUND) -> OperatingPoint:
+    """The ``quiet`` operating point of a finalized detector: its calibration and span rule, the flag threshold of
+    :func:`training.search.choose_flag_threshold` with at most ``max_rate`` of each val_clean source but ``unbound``
+    flagged (never below the default threshold), and the span gate raised to that threshold, so that spans appear
+    only in flagged passages (no more clean records carry a span than are flagged)."""
+    clean = clean_budgets(val_clean, "per-source", unbound)
+    thr, _, _ = choose_flag_threshold(det, labelled, clean, max_rate)
+    thr = round(max(thr, det.threshold), 4)
+    settings = det.settings.replace(threshold=thr, span_gate=round(max(det.span_gate, thr), 4))
+    rule = (f"at most {max_rate * 100:g}% of each val_clean source flagged"
+            + (f" ({', '.join(unbound)} measured, not bound)" if unbound else "")
+            + "; calibration and span rule of the default, span gate at least the threshold")
+    return OperatingPoint("quiet", settings, rule)
+
+
+def point_report(det: Detector, sets: dict[str, ScoredSet], seed_text: str, gold: dict) -> dict[str, Any]:
+    """What a detector's settings do on every set (flag and span metrics, per-source clean rates; no bootstrap) and
+    whether the seed article passes its gold rule."""
+    out: dict[str, Any] = {"settings": det.settings.to_dict()}
+    for name, s in sets.items():
+        m = measure(det, s)
+        out[name] = {k: m.get(k) for k in ("n", "flag_recall", "flag_precision", "span_f1", "clean_flag_rate",
+                                            "clean_span_rate", "by_source")}
+    d = det.detect(seed_text)
+    out["seed_article"] = gold_rule(seed_text, gold, [(sp.start, sp.end) for sp in d.spans])
+    return out
+
+
 def measure(det: Detector, s: ScoredSet, bootstrap: int = 0) -> dict[str, Any]:
     """Every metric of one set through detector.evaluation, plus per-source flag and span rates."""
     preds = predictions(det, s)
@@ -181,7 +219,8 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
              require_seed: bool = True, version: str | None = None,
              span_scores: Sequence[str] = ("fluency", "error"), bootstrap: int = 200, loso: bool = True,
              clean_rule: str = "pooled", max_sense_weight: float = math.inf, name: str | None = None,
-             unbound: Sequence[str] = ()) -> Path:
+             unbound: Sequence[str] = (), quiet_rate: float = QUIET_MAX_RATE,
+             quiet_unbound: Sequence[str] = QUIET_UNBOUND) -> Path:
     det = Detector.load(model_dir, backend="torch")
     t0 = time.time()
     sets = scored_sets(det, corpus, limit)
@@ -196,6 +235,14 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f} d={d_:.4f} e={e:.4f}; settings {final.settings}")
     metrics = {name: {"set": name, **measure(final, s, bootstrap if name in CHOICE_SETS else 0)}
                for name, s in sets.items()}
+    points: tuple[OperatingPoint, ...] = ()
+    point_reports: dict[str, Any] = {}
+    if quiet_rate > 0:
+        quiet = quiet_point(final, labelled, sets["val_clean"], quiet_rate, quiet_unbound)
+        log(f"operating point quiet: {quiet.settings} ({quiet.rule})")
+        points = (quiet,)
+        point_reports["quiet"] = {"rule": quiet.rule,
+                                  **point_report(final.with_settings(quiet.settings), sets, seed_text, gold)}
     loo = leave_one_out(det, labelled, clean, seed_text, gold, **{**rules, "span_scores": (th["span_score"],)}) \
         if loso else {}
     d = final.detect(seed_text)
@@ -205,7 +252,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
             "top_passages": [{"text": p.text[:120], "score": round(p.score, 4)} for p in ranked[:5]]}
     log(f"seed article: {json.dumps(rule)}")
     # write the model folder
-    config = final.config.replace(settings=final.settings,
+    config = final.config.replace(settings=final.settings, operating_points=points,
                                   calibration=(round(a, 6), round(b, 6), round(c, 6), round(d_, 6), round(e, 6)),
                                   **({"version": version} if version else {}), **({"name": name} if name else {}))
     cfg = config.to_dict()
@@ -225,10 +272,10 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
         old = json.loads((model_dir / "metrics.json").read_text())
         history = {"history": old["train_history"], "seconds": old["train_seconds"], "config": old["train_config"]}
     th.update({"max_flag": max_flag, "max_span": max_span, "require_seed": require_seed, "clean_rule": clean_rule,
-               "clean_unbound": sorted(unbound)})
+               "clean_unbound": sorted(unbound), "quiet_rate": quiet_rate, "quiet_unbound": sorted(quiet_unbound)})
     sense = json.loads((model_dir / "sense_head.json").read_text()) if (model_dir / "sense_head.json").exists() else None
     full = {"thresholds": th, "calibration": {"a": a, "b": b, "c": c, "d": d_, "e": e}, "metrics": metrics,
-            "seed_article": seed, "leave_one_source_out": loo, "sense_head": sense,
+            "seed_article": seed, "leave_one_source_out": loo, "sense_head": sense, "operating_points": point_reports,
             "train_history": history["history"], "train_seconds": history["seconds"], "train_config": history["config"],
             "finalize_seconds": round(time.time() - t0)}
     (staging / "metrics.json").write_text(json.dumps(jsonable(full), indent=1) + "\n")
@@ -267,6 +314,9 @@ VERSIONS = {
     "1.7.0": "same encoder and heads as 1.6.1; a fourth term in the passage probability, word rarity (how rare the"
              " passage's rarest word is in English, from wordfreq's word list shipped as word_zipf.json.gz:"
              " training.word_table), its weight chosen with the others by the macro AUROC; choices as for 1.5.0",
+    "1.7.1": "same weights, calibration and default settings as 1.7.0; a second operating point, quiet (the flag"
+             " threshold that flags at most 1% of each English-original val_clean source, the span gate raised to"
+             " it), in config.json's operating_points",
 }
 
 
@@ -313,6 +363,30 @@ def source_table(full: dict) -> tuple[str, str]:
     spans = [m[k]["span_f1"] for k in CHOICE_SETS if k in m]
     lines.append(f"| **macro** | | {_f(sum(macro) / len(macro))} | {_f(sum(spans) / len(spans))} | | | |")
     return "\n".join(lines), worst or "n/a"
+
+
+def points_section(cfg: dict, full: dict) -> str:
+    """The card's operating-points table: the default and each named point, per source."""
+    points = full.get("operating_points") or {}
+    if not points:
+        return ""
+    m = full["metrics"]
+    labelled = [k for k in CHOICE_SETS if k in m]
+    default = {"settings": {k: cfg[k] for k in ("threshold", "span_gate")}, "seed_article": full["seed_article"],
+               **{k: m[k] for k in (*labelled, "val_clean", "test_clean") if k in m}}
+    lines = ["| point | threshold | span gate | flag recall " + " / ".join(x.removeprefix("val_") for x in labelled)
+             + " | flag precision (same) | val_clean flagged | test_clean flagged | seed article |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in [("default", default), *points.items()]:
+        rec = " / ".join(_f(r[k]["flag_recall"]) for k in labelled)
+        prec = " / ".join(_f(r[k]["flag_precision"]) for k in labelled)
+        seed = r["seed_article"]
+        lines.append(f"| {name} | {r['settings']['threshold']} | {r['settings']['span_gate']} | {rec} | {prec} | "
+                     f"{_rates(r['val_clean'])} | {_rates(r['test_clean'])} | "
+                     f"{'passes' if seed['passed'] else 'fails'} |")
+    rules = "; ".join(f"`{k}`: {v['rule']}" for k, v in points.items())
+    return ("\n## Operating points\n\nSame probabilities, other decisions (`Detector.load(operating_point=NAME)`, "
+            "`mtdetect score --operating-point NAME`); " + rules + ".\n\n" + "\n".join(lines) + "\n")
 
 
 def loso_table(full: dict) -> str:
@@ -368,6 +442,10 @@ def rule_flags(th: dict) -> str:
         flags.append(f"--max-clean-span-rate {th['max_span']:g}")
     if th.get("clean_unbound"):
         flags.append(f"--clean-unbound {','.join(th['clean_unbound'])}")
+    if th.get("quiet_rate", QUIET_MAX_RATE) != QUIET_MAX_RATE:
+        flags.append(f"--quiet-max-rate {th['quiet_rate']:g}")
+    if th.get("quiet_unbound", list(QUIET_UNBOUND)) != sorted(QUIET_UNBOUND):
+        flags.append(f"--quiet-unbound {','.join(th['quiet_unbound'])}")
     return "".join(" " + f for f in flags)
 
 
@@ -450,7 +528,7 @@ Leave one source out: the same choices made without the source, measured on it.
 "Makes no sense" head (MLQE-PE direct assessments):
 
 {sense_table(full)}
-
+{points_section(cfg, full)}
 ## Architecture
 
 - Encoder: {cfg['base_model']} — BERT, 6 layers x 384, uncased WordPiece vocabulary, fine-tuned.
@@ -587,6 +665,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", type=int, default=200,
                     help="bootstrap rounds for the intervals of the labelled sources (0: none)")
     ap.add_argument("--examples", type=Path, default=SEED_DIR)
+    ap.add_argument("--quiet-max-rate", type=float, default=QUIET_MAX_RATE,
+                    help="the quiet operating point flags at most this share of each val_clean source (0: no quiet "
+                         "point)")
+    ap.add_argument("--quiet-unbound", default=",".join(QUIET_UNBOUND),
+                    help="val_clean sources the quiet point measures but does not bind (comma-separated)")
     ap.add_argument("--card-only", action="store_true",
                     help="only rewrite MODEL_CARD.md of --model (a finalized folder) from its metrics.json")
     args = ap.parse_args(argv)
@@ -597,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
              args.max_clean_flag_rate, args.max_clean_span_rate, not args.no_span_gate, not args.no_seed_constraint,
              args.version, tuple(args.span_scores.split(",")), args.bootstrap, not args.no_loso,
              args.clean_rule, args.max_sense_weight, args.name,
-             tuple(x for x in args.clean_unbound.split(",") if x))
+             tuple(x for x in args.clean_unbound.split(",") if x), args.quiet_max_rate,
+             tuple(x for x in args.quiet_unbound.split(",") if x))
     return 0
 
 
