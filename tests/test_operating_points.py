@@ -134,3 +134,14 @@ def test_clean_sources_benchmark_reports_every_operating_point(quiet_dir: Path, 
     quiet = Detector.load(quiet_dir, operating_point="quiet")
     n_flagged = sum(d.flagged for d in quiet.detect_batch([r["text"] for r in rows]))
     assert f"flagged={n_flagged / 3:.2%}" in lines[1]
+
+
+def test_peer_benchmark_has_a_quiet_row() -> None:
+    """benchmarks.run scores the shipped model's quiet point as its own row (same scores as the default row)."""
+    from benchmarks.run import SAME_SCORES, SYSTEMS, System
+
+    assert "mtdetect-quiet" in SYSTEMS and SAME_SCORES["mtdetect-quiet"] == "mtdetect"
+    quiet, default = System("mtdetect-quiet", []), System("mtdetect", [])
+    assert quiet.label.endswith(", quiet point)") and quiet.det.operating_point == "quiet"
+    rows = [{"text": "Xi Jinping. accepted.", "label": "strict", "source": "x", "spans": []}]
+    assert quiet.score(rows)[0].pred.score == default.score(rows)[0].pred.score
