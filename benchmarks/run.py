@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detector import Detector
+from detector import Detector, RawScores
 from detector.evaluation import EvalRecord, Prediction, evaluate, fmt, gold_rule, jsonable
 from training.records import read_records
 
@@ -66,10 +66,20 @@ def evaluated(items: list[Scored], bootstrap: int) -> dict[str, Any]:
 class System:
     """Uniform wrapper: mtdetect or a baseline with thresholds fitted on training records."""
 
-    def __init__(self, name: str, train: list[dict]) -> None:
+    det: Detector  # mtdetect rows only
+
+    def __init__(self, name: str, train: list[dict], same_scores: System | None = None) -> None:
+        """``same_scores``: the already loaded mtdetect row whose network this row shares (see ``SAME_SCORES``):
+        its detector at this row's operating point and its raw scores, so the network runs once for both."""
         self.name = name
+        self.raw: dict[str, RawScores] = {}  # mtdetect: raw network scores by text (they depend on the text only)
         if name in MTDETECT:
-            self.det = Detector.load(**MTDETECT[name])
+            if same_scores is None:
+                self.det = Detector.load(**MTDETECT[name])
+            else:
+                base = same_scores.det
+                self.det = base.with_settings(base.config.operating_point(MTDETECT[name]["operating_point"]))
+                self.raw = same_scores.raw
             point = self.det.operating_point
             mode = ", --accurate" if self.det.accurate else (f", {point} point" if point != "default" else "")
             self.label = f"mtdetect ({self.det.config.name} {self.det.config.version}{mode})"
@@ -88,7 +98,9 @@ class System:
     def score(self, rows: list[dict]) -> list[Scored]:
         texts = [r["text"] for r in rows]
         if self.name in MTDETECT:
-            preds = [Prediction.of(d) for d in self.det.detect_batch(texts, batch_size=32)]
+            todo = [x for x in dict.fromkeys(texts) if x not in self.raw]
+            self.raw.update(zip(todo, self.det.score_raw(todo, batch_size=32)))
+            preds = [Prediction.of(self.det.decide(self.raw[x])) for x in texts]
         else:
             outs: list[Output] = self.impl.score(texts)
             preds = [Prediction(o.score, o.score >= self.threshold, tuple(spans_at(t, o.tokens, self.span_threshold)))
@@ -212,10 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     curves: dict[str, dict[str, list[Scored]]] = {s: {} for s in data}
     mt_scored: dict[str, list[Scored]] = {}
     mt_clean: list[Scored] = []
-    for name in args.systems.split(","):
+    names = args.systems.split(",")
+    shared: dict[str, System] = {}  # rows whose detector and raw scores a SAME_SCORES row reuses
+    for name in names:
         log(f"{name}: fitting/loading")
         t = time.time()
-        system = System(name, train)
+        system = System(name, train, shared.get(SAME_SCORES.get(name, "")))
+        if name in SAME_SCORES.values():
+            shared[name] = system
         res: dict[str, Any] = {"label": system.label, "sets": {}}
         for split, rows in data.items():
             sc = system.score(rows)
@@ -237,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in read_records(args.corpus / "val_news.jsonl", 128, seed=3):
             tf.write(json.dumps({"text": r["text"]}) + "\n")
     speeds = {}
-    for name in [x for x in args.systems.split(",") if x not in SAME_SCORES]:
+    shared.clear()
+    for name in [x for x in names if x not in SAME_SCORES]:
         log(f"{name}: speed")
         speeds[name] = speed(name, Path(tf.name))
     os.unlink(tf.name)
@@ -254,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Each system scores the same records: a fixed random sample of up to {args.n} records per validation set, "
         f"and {len(clean)} clean human English records (val_clean). Baseline thresholds were chosen on "
         f"{len(train)} training records (WMT20/21 news strict vs clean, Brown/GUM clean) only; mtdetect uses the "
-        "thresholds in its config.json (the quiet row: its `quiet` operating point, same scores). Segment AUROC/AUPRC: strict = strict vs clean, broad = strict+broad vs "
-        "clean; span metrics: character-level against all gold spans; 95% bootstrap intervals in benchmarks.json.",
+        "thresholds in its config.json (the quiet row: its `quiet` operating point, same scores). Segment "
+        "AUROC/AUPRC: strict = strict vs clean, broad = strict+broad vs clean; span metrics: character-level against "
+        "all gold spans; 95% bootstrap intervals in benchmarks.json.",
         "",
     ]
     cols = ["auroc_strict", "auroc_broad", "auprc_broad", "span_precision", "span_recall", "span_f1", "word_mcc",
@@ -284,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "## Speed (the same 128 news segments at both batch sizes, a fresh process per system, same run)", "",
               "Cold start: process start to the first result (imports, model load). Peak RSS: the process's VmHWM."
               + "".join(f" {k} runs {v}'s network (same speed)." for k, v in SAME_SCORES.items()
-                        if k in args.systems.split(",")), "",
+                        if k in names), "",
               "| system | cold start (s) | sentences/s, batch 1 | sentences/s, batch 64 | peak RSS (MB) | "
               "batch-64 speed vs rules |", "|---|---|---|---|---|---|"]
     for name, sp in speeds.items():
