@@ -14,6 +14,7 @@ import glob
 import gzip
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,30 @@ FIELDS = ("mtdetect_score", "mtdetect_flagged", "mtdetect_language", "mtdetect_s
 
 class CorpusError(Exception):
     """A usage problem with the corpus job (no shards, bad paths): one line, exit 2."""
+
+
+class ShardDamaged(Exception):
+    """A shard that cannot be read to its end (truncated or corrupt gzip, not gzip, corrupt Parquet): the shard is
+    reported by name and left unwritten, and the job goes on with the others."""
+
+
+#: what reading a damaged shard raises: gzip and zlib errors are OSError/EOFError, pyarrow's are ArrowException
+def _damage(shard: Path, e: BaseException) -> ShardDamaged:
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, EOFError):
+        msg = f"ends early ({msg})"
+    return ShardDamaged(f"{shard.name}: damaged, not scored: {msg}")
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error)
+    try:
+        import pyarrow as pa
+
+        errors += (pa.ArrowException,)
+    except ImportError:
+        pass
+    return errors
 
 
 @dataclass(frozen=True)
@@ -49,10 +74,13 @@ class ShardStats:
     rejected: int = 0
     seconds: float = 0.0
     skipped: bool = False
+    damaged: str | None = None  # why the shard could not be read (nothing written for it)
 
     def line(self) -> str:
         if self.skipped:
             return f"{self.shard}: already done, skipped"
+        if self.damaged:
+            return self.damaged
         return (f"{self.shard}: {self.records} records, {self.flagged} flagged, {self.kept} written, "
                 f"{self.rejected} rejected, {self.seconds:.1f} s")
 
@@ -168,14 +196,20 @@ class ShardWriter:
         self.tmp = out_dir / f".{shard.name}{tag}"
         self.rejects_tmp = out_dir / f".{shard.name}.rejects.jsonl{tag}"
         self.kind = kind_of(shard)
+        if self.kind == "parquet":  # read first: a damaged shard leaves no file behind
+            import pyarrow as pa
+
+            errors = _read_errors()
+            try:
+                self._schema = _with_fields(_parquet_file(shard).schema_arrow, pa)
+            except errors as e:
+                raise _damage(shard, e) from None
         self._rej: IO[str] = open(self.rejects_tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit
         self._n_rejects = 0
         self._out: Any
         if self.kind == "parquet":
-            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            self._schema = _with_fields(pq.ParquetFile(str(shard)).schema_arrow, pa)
             self._out = pq.ParquetWriter(str(self.tmp), self._schema)
         elif shard.name.endswith(".gz"):
             self._out = gzip.open(self.tmp, "wt", encoding="utf-8")
@@ -233,9 +267,39 @@ def clean_stale(out_dir: Path) -> None:
 
 
 def _jsonl_lines(shard: Path) -> Iterator[bytes]:
+    """The shard's lines; a read that fails half-way (truncated or corrupt gzip) raises :class:`ShardDamaged`."""
     opener: Callable[..., IO[bytes]] = gzip.open if shard.name.endswith(".gz") else open  # type: ignore[assignment]
-    with opener(shard, "rb") as f:
-        yield from f
+    errors = _read_errors()
+    try:
+        with opener(shard, "rb") as f:
+            yield from f
+    except errors as e:
+        raise _damage(shard, e) from None
+
+
+def _parquet_file(shard: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(str(shard))
+
+
+def _parquet_batches(shard: Path, batch_records: int) -> Iterator[Any]:
+    """The shard's record batches; a corrupt file raises :class:`ShardDamaged`."""
+    errors = _read_errors()
+    try:
+        yield from _parquet_file(shard).iter_batches(batch_size=batch_records)
+    except errors as e:
+        raise _damage(shard, e) from None
+
+
+def check_shard(shard: Path, batch_records: int = 4096) -> str | None:
+    """Read a shard to its end without scoring it: why it is damaged, or None."""
+    try:
+        for _ in _parquet_batches(shard, batch_records) if kind_of(shard) == "parquet" else _jsonl_lines(shard):
+            pass
+    except ShardDamaged as e:
+        return str(e)
+    return None
 
 
 def process_shard(det: Any, shard: Path, out_dir: Path, opts: CorpusOptions,
@@ -246,14 +310,21 @@ def process_shard(det: Any, shard: Path, out_dir: Path, opts: CorpusOptions,
         stats.skipped = True
         return stats
     t0 = time.time()
-    if kind_of(shard) == "parquet":
-        import pyarrow.parquet as pq
+    try:
+        _process(det, shard, out_dir, opts, stats, progress)
+    except ShardDamaged as e:  # its partial output was removed: a rerun tries it again
+        stats = ShardStats(shard.name, damaged=str(e))
+    stats.seconds = time.time() - t0
+    return stats
 
-        pf = pq.ParquetFile(str(shard))
+
+def _process(det: Any, shard: Path, out_dir: Path, opts: CorpusOptions, stats: ShardStats,
+             progress: Callable[[int], None] | None) -> None:
+    if kind_of(shard) == "parquet":
         w = ShardWriter(shard, out_dir)
         try:
             row0 = 0
-            for batch in pf.iter_batches(batch_size=opts.batch_records):
+            for batch in _parquet_batches(shard, opts.batch_records):
                 rows = batch.to_pylist()
                 res = annotate_rows(det, rows, opts)
                 _account(stats, res, _rejecter(w, row0))
@@ -282,8 +353,6 @@ def process_shard(det: Any, shard: Path, out_dir: Path, opts: CorpusOptions,
         except BaseException:
             w.abort()
             raise
-    stats.seconds = time.time() - t0
-    return stats
 
 
 def _lines_batch(det: Any, chunk: list[bytes], n0: int, opts: CorpusOptions, stats: ShardStats, w: ShardWriter,

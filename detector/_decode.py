@@ -81,6 +81,10 @@ def find_spans(raw: RawScores, probs: np.ndarray, settings: Settings) -> list[Sp
         pi = int(tp[i])
         ps, pe = raw.passage_offsets[pi]
         s, e = max(int(ps), grapheme_start(text, s)), min(int(pe), grapheme_end(text, e))  # never out of the passage
+        while s < e and text[s] == _ZWJ and (s == 0 or text[s - 1].isspace()):
+            s += 1  # a zero-width joiner after a space joins nothing: it starts no span
+        if s >= e:
+            continue
         score = float(values[i : j + 1].max())
         if out and out_passage[-1] == pi and s <= out[-1].end:
             prev = out.pop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from ._decode import decide, language_sizes, main_language, passage_probabilitie
 from ._errors import ModelError
 from ._language import LanguageId
 from ._lm import FUSION_FILE, LmFusion, LmScorer, passage_features
-from ._modelfiles import ModelConfig, default_model_path, read_config, verify_manifest
+from ._modelfiles import ModelConfig, default_model_path, read_config, verify_all, verify_manifest
 from ._rarity import WordTable
 from ._text import build_windows, split_passages, tokenize_passages
 from ._types import Detection, Passage, RawScores, Settings, Span
@@ -204,10 +204,12 @@ class Detector:
         return self._fusion
 
     # ------------------------------------------------------------------ raw scores
-    def score_raw(self, texts: Sequence[str], batch_size: int = 32) -> list[RawScores]:
+    def score_raw(self, texts: Sequence[str], batch_size: int = 32, *,
+                  progress: Callable[[int], None] | None = None) -> list[RawScores]:
         """Raw network output for each text, in order. Results do not depend on ``batch_size`` or on the other
         texts: each passage is scored in a window of its own tokens plus up to ``context_tokens`` of its
-        neighbours, and windows are sorted by length before batching."""
+        neighbours, and windows are sorted by length before batching. ``progress``, when given, is called after
+        each forward pass with the number of characters of passage text it scored."""
         if isinstance(texts, str):
             raise TypeError("score_raw takes a sequence of strings")
         if batch_size < 1:
@@ -232,12 +234,18 @@ class Detector:
             tok_logits, pas_logits = self._network(collate([w for _, w in chunk], self._pad))
             probs = _softmax(tok_logits.astype(np.float64))
             pas = pas_logits.astype(np.float64)
+            done = 0
             for i, (k, w) in enumerate(chunk):
-                _, _, _, base, tprobs, plogits, _ = prepared[k]
+                _, _, toks, base, tprobs, plogits, _ = prepared[k]
                 a, e = w.target
                 start = int(base[w.passage]) + w.token_slice[0]
                 tprobs[start : start + (e - a)] = probs[i, a:e]
                 plogits[w.passage] = np.maximum(plogits[w.passage], pas[i])
+                if progress is not None and e > a:
+                    spans = toks[w.passage].offsets
+                    done += spans[w.token_slice[1] - 1][1] - spans[w.token_slice[0]][0]
+            if progress is not None:
+                progress(done)
         out: list[RawScores] = []
         for t, pieces, toks, base, tprobs, plogits, _ in prepared:
             langs = (tuple(self._language_id.passage_languages([t[p.start : p.end] for p in pieces]))
@@ -273,14 +281,17 @@ class Detector:
         """Score one text."""
         return self.detect_batch([text])[0]
 
-    def detect_batch(self, texts: Sequence[str], batch_size: int = 32) -> list[Detection]:
-        """Score several texts; returns one :class:`Detection` per text, in order."""
+    def detect_batch(self, texts: Sequence[str], batch_size: int = 32, *,
+                     progress: Callable[[int], None] | None = None) -> list[Detection]:
+        """Score several texts; returns one :class:`Detection` per text, in order. ``progress``: as in
+        :meth:`score_raw`."""
         if isinstance(texts, str):
             raise TypeError("detect_batch takes a sequence of strings; use detect() for one text")
-        return [self.decide(r) for r in self.score_raw(texts, batch_size)]
+        return [self.decide(r) for r in self.score_raw(texts, batch_size, progress=progress)]
 
     def detect_stream(self, chunks: Iterable[str], batch_size: int = 32, *,
-                      block_chars: int = STREAM_BLOCK_CHARS) -> Detection:
+                      block_chars: int = STREAM_BLOCK_CHARS,
+                      progress: Callable[[int], None] | None = None) -> Detection:
         """Score one large document given as an iterable of text chunks of any size (e.g. read from a file), in
         bounded memory. Offsets refer to the concatenated chunks. The text is scored in blocks of about
         ``block_chars`` characters cut at a paragraph break (else a line break, else whitespace), so the cut does
@@ -293,7 +304,7 @@ class Detector:
         langs: dict[str, int] = {}  # characters per language over all passages
         flagged = False
         for block in _blocks(chunks, block_chars):
-            d = self.detect_batch([block], batch_size=batch_size)[0]
+            d = self.detect_batch([block], batch_size=batch_size, progress=progress)[0]
             score = max(score, d.score)
             flagged = flagged or d.flagged
             spans += [Span(s.start + offset, s.end + offset, s.text, s.score, s.category) for s in d.spans]
@@ -304,11 +315,19 @@ class Detector:
         return Detection(score, flagged, tuple(spans), tuple(passages), main_language(langs))
 
     def info(self) -> dict[str, Any]:
-        """Model name, version, path, checksum status, settings and window sizes."""
+        """Model name, version, path, checksum status, settings and window sizes. ``checksum`` is "ok" only when
+        every file the folder's SHA256SUMS lists matches its digest (all of them are read here, not only those the
+        backend in use loads), "mismatch: NAMES" otherwise, or "not checked" (loaded with ``verify=False``)."""
         c = self._config
+        checksum = self._checksum
+        if checksum == "ok" and self._path is not None:
+            try:
+                checksum = verify_all(self._path)
+            except ModelError as e:  # the folder changed since it was loaded
+                checksum = f"invalid: {e}"
         return {"name": c.name, "version": c.version, "path": str(self._path) if self._path else None,
                 "base_model": c.base_model, "backend": self.backend, "accurate": self.accurate,
-                "checksum": self._checksum, **self._settings.to_dict(),
+                "checksum": checksum, **self._settings.to_dict(),
                 "operating_point": self.operating_point, "operating_points": list(c.operating_point_names),
                 "max_length": c.max_length, "context_tokens": c.context_tokens}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import IO, Any
 
@@ -27,9 +28,25 @@ def printable(s: object) -> str:
 
 def json_text(obj: Any, indent: int | None = None) -> str:
     """Strict JSON: UTF-8 text as is, but escaped to ASCII when a string holds a lone surrogate (which UTF-8 cannot
-    encode), so the output is always valid UTF-8 and valid JSON."""
-    text = json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=indent)
+    encode), so the output is always valid UTF-8 and valid JSON. A float that JSON cannot hold (an id read as
+    ``inf`` or ``nan`` from a Parquet column) is written as its name, a string."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=indent)
+    except ValueError:  # a non-finite float somewhere in obj
+        obj = finite(obj)
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=indent)
     return json.dumps(obj, ensure_ascii=True, allow_nan=False, indent=indent) if SURROGATE.search(text) else text
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (inf, -inf, nan) replaced by its name as a string."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def json_line(obj: Any) -> str:

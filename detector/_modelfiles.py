@@ -58,10 +58,10 @@ def write_manifest(folder: Path) -> None:
 _MANIFEST_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 
 
-def verify_manifest(folder: Path, reads: tuple[str, ...] = REQUIRED) -> str:
-    """Check the folder's SHA256SUMS: well formed, naming only plain files of the folder, covering every file the
-    loader reads (``reads``: config.json, tokenizer.json and the weights of the backend in use), each of those
-    matching its digest and every other listed file present. Returns "ok" or raises :class:`ModelError`."""
+def read_manifest(folder: Path) -> dict[str, str]:
+    """The folder's SHA256SUMS as {file name: digest}: well formed, naming only plain files of the folder, each
+    once, and listing exactly the folder's files (besides itself): a file missing from the folder or present but
+    unlisted is an error. Raises :class:`ModelError`."""
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise ModelError(f"{folder} has no {MANIFEST}")
@@ -84,16 +84,36 @@ def verify_manifest(folder: Path, reads: tuple[str, ...] = REQUIRED) -> str:
         entries[name] = digest
     if not entries:
         raise ModelError(f"{manifest} is empty: nothing is verified")
+    for name in entries:
+        if not (folder / name).is_file():
+            raise ModelError(f"{folder / name} listed in {MANIFEST} is missing")
+    extra = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and p.name not in entries)
+    if extra:
+        raise ModelError(f"{folder / extra[0]} is not listed in {MANIFEST}: the folder holds files it should not "
+                         f"({len(extra)} unlisted)")
+    return entries
+
+
+def verify_manifest(folder: Path, reads: tuple[str, ...] = REQUIRED) -> str:
+    """Check the folder's SHA256SUMS (:func:`read_manifest`: well formed, exactly the folder's files) and the digest
+    of every file the loader reads (``reads``: config.json, tokenizer.json and the weights of the backend in use),
+    which must be listed. Returns "ok" or raises :class:`ModelError`. :func:`verify_all` checks every digest."""
+    entries = read_manifest(folder)
     for name in reads:
         if name not in entries:
-            raise ModelError(f"{manifest} has no entry for {name}, which the loader reads")
-    for name, digest in entries.items():
-        p = folder / name
-        if not p.is_file():
-            raise ModelError(f"{p} listed in {MANIFEST} is missing")
-        if name in reads and sha256_file(p) != digest:
-            raise ModelError(f"checksum mismatch for {p}: the model files are damaged or were changed")
+            raise ModelError(f"{folder / MANIFEST} has no entry for {name}, which the loader reads")
+    for name in reads:
+        if sha256_file(folder / name) != entries[name]:
+            raise ModelError(f"checksum mismatch for {folder / name}: the model files are damaged or were changed")
     return "ok"
+
+
+def verify_all(folder: Path) -> str:
+    """Every listed file's digest: "ok" when all match, else "mismatch: NAME, ..." (never raises for a mismatch;
+    :class:`ModelError` for a malformed manifest or folder, as :func:`read_manifest`)."""
+    entries = read_manifest(folder)
+    bad = [name for name, digest in sorted(entries.items()) if sha256_file(folder / name) != digest]
+    return "ok" if not bad else "mismatch: " + ", ".join(bad)
 
 
 @dataclass(frozen=True)

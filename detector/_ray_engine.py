@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._corpus import CorpusOptions, ShardStats, ShardWriter, annotate_lines, annotate_rows, kind_of
+from ._corpus import CorpusOptions, ShardStats, ShardWriter, annotate_lines, annotate_rows, check_shard, kind_of
 
 
 class _Scorer:
@@ -61,67 +61,86 @@ def run_ray(model: str | None, settings: dict[str, Any], shards: Sequence[Path],
     pending = [s for s in shards if not stats[s.name].skipped]
     for kind in ("jsonl", "parquet"):
         group = [s for s in pending if kind_of(s) == kind]
-        if not group:
-            continue
-        paths = [str(s.resolve()) for s in group]
-        if kind == "jsonl":
-            ds = ray.data.read_text(paths, include_paths=True, drop_empty_lines=False)
-            fmt = "numpy"
-        else:
-            ds = ray.data.read_parquet(paths, include_paths=True)
-            fmt = "pyarrow"
-        scored = ds.map_batches(_Scorer, fn_constructor_kwargs={"model": model, "settings": settings, "opts": opts,
-                                                                "verify": verify, "kind": kind, "accurate": accurate},
-                                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
-                                batch_size=opts.batch_records, batch_format=fmt)
-        by_name = {s.name: s for s in group}
-        writer: ShardWriter | None = None
-        current = ""
-        line = 0
-        buffered: list[dict[str, Any]] = []
-        t0 = time.time()
-        try:
-            for row in scored.iter_rows():
-                name = Path(row["path"]).name
-                if name != current:
-                    if writer is not None:
-                        writer.write_rows(buffered)
-                        buffered = []
-                        writer.commit()
-                        stats[current].seconds = time.time() - t0
-                    t0 = time.time()
-                    current, line = name, 0
-                    writer = ShardWriter(by_name[name], out_dir)
-                assert writer is not None
-                line += 1
-                st = stats[name]
-                why, out = row["why"], row["out"]
-                if why:
-                    st.rejected += 1
-                    writer.reject(line, why, str(row["raw"]) if "raw" in row else "")
-                elif why is None:
-                    st.records += 1
-                    st.flagged += bool(row["flagged"])
-                    if out is not None:
-                        st.kept += 1
-                        if kind == "parquet":
-                            buffered.append(json.loads(out))
-                            if len(buffered) >= opts.batch_records:
-                                writer.write_rows(buffered)
-                                buffered = []
-                        else:
-                            writer.write_lines([out])
-                if progress:
-                    progress(1)
-            if writer is not None:
-                writer.write_rows(buffered)
-                writer.commit()
-                stats[current].seconds = time.time() - t0
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        for s in group:  # a shard without any line gives no row: an empty output marks it done
-            if not (out_dir / s.name).exists():
-                ShardWriter(s, out_dir).commit()
+        while group:
+            try:
+                _run_group(ray, kind, group, model, settings, out_dir, opts, workers, verify, accurate, stats,
+                           progress)
+                break
+            except Exception:  # a Ray task failed: a damaged shard (read to its end here to find it), or a bug
+                damaged = {s.name: why for s in group if not (out_dir / s.name).exists()
+                           and (why := check_shard(s, opts.batch_records)) is not None}
+                if not damaged:
+                    raise
+                for name, why in damaged.items():
+                    stats[name] = ShardStats(name, damaged=why)
+                group = [s for s in group if s.name not in damaged and not (out_dir / s.name).exists()]
+                for s in group:  # the shards not finished are scored again from the start
+                    stats[s.name] = ShardStats(s.name)
     return [stats[s.name] for s in shards]
+
+
+def _run_group(ray: Any, kind: str, group: Sequence[Path], model: str | None, settings: dict[str, Any], out_dir: Path,
+               opts: CorpusOptions, workers: int, verify: bool, accurate: bool, stats: dict[str, ShardStats],
+               progress: Callable[[int], None] | None) -> None:
+    """Score the shards of one kind (jsonl or parquet) on Ray, each into its output file."""
+    paths = [str(s.resolve()) for s in group]
+    if kind == "jsonl":
+        ds = ray.data.read_text(paths, include_paths=True, drop_empty_lines=False)
+        fmt = "numpy"
+    else:
+        ds = ray.data.read_parquet(paths, include_paths=True)
+        fmt = "pyarrow"
+    scored = ds.map_batches(_Scorer, fn_constructor_kwargs={"model": model, "settings": settings, "opts": opts,
+                                                            "verify": verify, "kind": kind, "accurate": accurate},
+                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+                            batch_size=opts.batch_records, batch_format=fmt)
+    by_name = {s.name: s for s in group}
+    writer: ShardWriter | None = None
+    current = ""
+    line = 0
+    buffered: list[dict[str, Any]] = []
+    t0 = time.time()
+    try:
+        for row in scored.iter_rows():
+            name = Path(row["path"]).name
+            if name != current:
+                if writer is not None:
+                    writer.write_rows(buffered)
+                    buffered = []
+                    writer.commit()
+                    stats[current].seconds = time.time() - t0
+                t0 = time.time()
+                current, line = name, 0
+                writer = ShardWriter(by_name[name], out_dir)
+            assert writer is not None
+            line += 1
+            st = stats[name]
+            why, out = row["why"], row["out"]
+            if why:
+                st.rejected += 1
+                writer.reject(line, why, str(row["raw"]) if "raw" in row else "")
+            elif why is None:
+                st.records += 1
+                st.flagged += bool(row["flagged"])
+                if out is not None:
+                    st.kept += 1
+                    if kind == "parquet":
+                        buffered.append(json.loads(out))
+                        if len(buffered) >= opts.batch_records:
+                            writer.write_rows(buffered)
+                            buffered = []
+                    else:
+                        writer.write_lines([out])
+            if progress:
+                progress(1)
+        if writer is not None:
+            writer.write_rows(buffered)
+            writer.commit()
+            stats[current].seconds = time.time() - t0
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    for s in group:  # a shard without any line gives no row: an empty output marks it done
+        if not (out_dir / s.name).exists():
+            ShardWriter(s, out_dir).commit()

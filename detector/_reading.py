@@ -230,15 +230,23 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if x in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return x
+
+
 class JsonLineError(ValueError):
     """A line that is not strict JSON; the message says why in a few words (no line number)."""
 
 
 def parse_json_line(text: str) -> Any:
-    """One line of strict JSON: ``NaN``/``Infinity``, numbers over Python's digit limit and nesting too deep are
-    errors (:class:`JsonLineError`), like any malformed JSON. Shared by every JSONL reader (CLI, corpus, serve)."""
+    """One line of strict JSON: ``NaN``/``Infinity``, numbers out of a double's range (``1e400``), integers over
+    Python's digit limit and nesting too deep are errors (:class:`JsonLineError`), like any malformed JSON. Shared by
+    every JSONL reader (CLI, corpus, serve)."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as e:
         raise JsonLineError(f"{e.msg.removesuffix(' at')} at column {e.colno}") from None
     except RecursionError:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._text import SURROGATE
 from ._types import Detection
 
 
@@ -56,7 +57,11 @@ nav ol{padding-left:1.2rem}textarea{width:100%;min-height:10rem;font:inherit}
 
 
 def _esc(x: object) -> str:
-    return html.escape(str(x), quote=True)
+    """HTML-escaped text; a lone surrogate (which UTF-8 cannot encode) is shown as its code, e.g. \\ud800."""
+    text = str(x)
+    if SURROGATE.search(text):
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return html.escape(text, quote=True)
 
 
 def render_document(item: ReportItem, anchor: str) -> str:

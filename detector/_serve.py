@@ -66,12 +66,31 @@ def _form(text: str, error: str = "") -> str:
             f'<p><button type="submit" id="check">Check</button></p></form>{err}')
 
 
+#: names a local server answers to (a browser sends the name it used in the Host header)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+#: bind addresses meaning "every interface"
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def allowed_hosts(bind: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """Host header values the server answers (others get 400, which stops DNS rebinding: a page from another site
+    that resolves its own name to 127.0.0.1 sends that name, not ours). A server bound to every interface answers
+    any name unless ``extra`` names them; otherwise the loopback names, the bind address and ``extra``."""
+    if bind in WILDCARD_HOSTS and not extra:
+        return ["*"]
+    names = [*LOOPBACK_HOSTS, *([bind] if bind not in WILDCARD_HOSTS else []), *extra]
+    return list(dict.fromkeys(names))
+
+
 def create_app(det: Any, max_bytes: int = MAX_BYTES, max_records: int = MAX_RECORDS,
-               max_chars: int = MAX_CHARS) -> Any:
-    """The Starlette app around a loaded :class:`detector.Detector`."""
+               max_chars: int = MAX_CHARS, hosts: list[str] | None = None) -> Any:
+    """The Starlette app around a loaded :class:`detector.Detector`; ``hosts``: the Host header values it answers
+    (:func:`allowed_hosts`; default: the loopback names)."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
@@ -88,11 +107,14 @@ def create_app(det: Any, max_bytes: int = MAX_BYTES, max_records: int = MAX_RECO
             raise RequestError(413, f"request body over the limit of {max_bytes} bytes")
         chunks = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise RequestError(413, f"request body over the limit of {max_bytes} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise RequestError(413, f"request body over the limit of {max_bytes} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:  # the client went away mid-upload: nobody to answer, nothing to log
+            raise RequestError(499, "the client disconnected") from None
         return b"".join(chunks)
 
     def error(e: RequestError) -> Response:
@@ -128,4 +150,6 @@ def create_app(det: Any, max_bytes: int = MAX_BYTES, max_records: int = MAX_RECO
                              "accurate": info["accurate"]})
 
     return Starlette(routes=[Route("/", page, methods=["GET", "POST"]), Route("/score", score_endpoint, methods=["POST"]),
-                             Route("/health", health, methods=["GET"])])
+                             Route("/health", health, methods=["GET"])],
+                     middleware=[Middleware(TrustedHostMiddleware,
+                                            allowed_hosts=hosts if hosts is not None else list(LOOPBACK_HOSTS))])

@@ -82,12 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("output", type=Path, help="output folder (created if needed)")
     cp.add_argument("--filter", choices=["none", "keep-clean", "keep-flagged"], default="none",
                     help="write every record (none), only unflagged ones, or only flagged ones")
-    cp.add_argument("--text-field", default="text")
+    cp.add_argument("--text-field", default="text", help="JSONL field or Parquet column holding the text (default: text)")
     cp.add_argument("--engine", choices=["local", "ray"], default="local", help="local (default) or ray (the ray extra)")
     cp.add_argument("--address", help="Ray cluster address (default: a local Ray runtime)")
     cp.add_argument("--workers", type=int, default=2, help="Ray actors, each with its own model (default 2)")
-    cp.add_argument("--batch-size", type=int, default=32)
-    cp.add_argument("--max-chars", type=int, default=MAX_CHARS)
+    cp.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
+    cp.add_argument("--max-chars", type=int, default=MAX_CHARS,
+                    help=f"longest record text accepted, in characters (default {MAX_CHARS}); longer records go to "
+                         "the shard's rejects file")
     _add_model(cp)
     cp.add_argument("--threads", type=int, help=f"CPU threads of the local engine's network (1-{MAX_THREADS})")
     cp.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary lines")
@@ -96,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="a local web page and a POST /score endpoint (needs the serve extra)")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="also answer requests whose Host header names NAME (repeatable); by default only the "
+                         "loopback names and the --host address are answered (others get 400: no DNS rebinding), "
+                         "any name when bound to every interface (0.0.0.0) without --allow-host")
     _add_model(sv)
     sv.add_argument("--max-bytes", type=int, default=1 << 20, help="largest request body (default 1 MiB)")
     sv.add_argument("--max-records", type=int, default=256, help="most records in one POST /score (default 256)")
@@ -168,8 +174,10 @@ def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     threads = getattr(a, "threads", None)
     if threads is not None and not 1 <= threads <= MAX_THREADS:
         ap.error(f"--threads must be between 1 and {MAX_THREADS}")
-    if getattr(a, "max_chars", 1) < 1 or getattr(a, "workers", 1) < 1:
-        ap.error("--max-chars and --workers must be at least 1")
+    if getattr(a, "max_chars", 1) < 1:
+        ap.error("--max-chars must be at least 1")
+    if getattr(a, "workers", 1) < 1:
+        ap.error("--workers must be at least 1")
     if a.command == "eval" and (a.bootstrap < 0 or a.limit < 0):
         ap.error("--bootstrap and --limit must be at least 0")
     if getattr(a, "tsv_column", None) is not None and a.tsv_column < 1:
@@ -241,10 +249,11 @@ def _batched(it: Iterator[InputRecord], n: int = BUFFER_RECORDS,
         yield batch
 
 
-def _progress(enabled: bool) -> Any:
+def _progress(enabled: bool, unit: str = " records") -> Any:
     from tqdm import tqdm
 
-    return tqdm(disable=not enabled, unit=" records", desc="mtdetect", file=sys.stderr, dynamic_ncols=True, leave=False)
+    return tqdm(disable=not enabled, unit=unit, unit_scale=unit == " chars", desc="mtdetect", file=sys.stderr,
+                dynamic_ncols=True, leave=False)
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -269,20 +278,23 @@ def _score(a: argparse.Namespace) -> int:
     not_english = 0
     color = fmt == "pretty" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     writer = Writer(sys.stdout, fmt, color, det.info())
-    progress = _progress(not quiet and sys.stderr.isatty())
+    progress = _progress(not quiet and sys.stderr.isatty(), " chars")  # characters of passage text scored
+    if not quiet and (not a.files or "-" in a.files) and sys.stdin.isatty():
+        _err("reading text from the terminal: end it with Ctrl-D (or pass a file)")
     try:
         for batch in _batched(_records(a.files, opts, stats, warn)):
             plain = [r for r in batch if r.chunks is None]
-            scored = iter(det.detect_batch([r.text for r in plain], batch_size=a.batch_size))
+            scored = iter(det.detect_batch([r.text for r in plain], batch_size=a.batch_size,
+                                           progress=progress.update))
             for r in batch:
-                d = det.detect_stream(r.chunks, a.batch_size) if r.chunks is not None else next(scored)
+                d = (det.detect_stream(r.chunks, a.batch_size, progress=progress.update) if r.chunks is not None
+                     else next(scored))
                 any_flag |= d.flagged
                 if d.language != "en":
                     not_english += 1
                     warn(f"record {r.id}: not English ({d.language}); its passages are not scored")
                 writer.write(r.id, d, r.text)
             writer.flush()
-            progress.update(len(batch))
     except InputError as e:
         progress.close()
         _err(f"error: {e}")
@@ -354,7 +366,7 @@ def _score_corpus(a: argparse.Namespace) -> int:
                 st = process_shard(det, shard, a.output, opts, progress.update)
                 stats.append(st)
                 if not a.quiet:
-                    _err(st.line())
+                    _err(("error: " if st.damaged else "") + st.line())
     except OSError as e:
         progress.close()
         _err(f"error: {e.filename or ''}: {e.strerror or e}")
@@ -363,11 +375,18 @@ def _score_corpus(a: argparse.Namespace) -> int:
     if a.engine == "ray" and not a.quiet:
         for st in stats:
             _err(st.line())
-    done = [s for s in stats if not s.skipped]
+    damaged = [s for s in stats if s.damaged]
+    done = [s for s in stats if not s.skipped and not s.damaged]
     if not a.quiet:
-        _err(f"{len(done)} shard(s) scored, {len(stats) - len(done)} skipped: {sum(s.records for s in done)} records, "
-             f"{sum(s.flagged for s in done)} flagged, {sum(s.kept for s in done)} written, "
+        _err(f"{len(done)} shard(s) scored, {sum(s.skipped for s in stats)} skipped: {sum(s.records for s in done)} "
+             f"records, {sum(s.flagged for s in done)} flagged, {sum(s.kept for s in done)} written, "
              f"{sum(s.rejected for s in done)} rejected")
+    if damaged:  # the others were scored; these have no output, so a rerun tries them again
+        for s in damaged:
+            if a.quiet:  # otherwise its line was written above
+                _err(f"error: {s.damaged}")
+        _err(f"error: {len(damaged)} damaged shard(s) not scored: {', '.join(s.shard for s in damaged)}")
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -375,14 +394,14 @@ def _serve(a: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ._serve import create_app
+        from ._serve import allowed_hosts, create_app
     except ImportError as e:
         _err(f"error: mtdetect serve needs the serve extra (pip install 'mtdetect[serve]'): {e}")
         return EXIT_USAGE
     det = _load(a)
     if det is None:
         return EXIT_MODEL
-    app = create_app(det, a.max_bytes, a.max_records, a.max_chars)
+    app = create_app(det, a.max_bytes, a.max_records, a.max_chars, allowed_hosts(a.host, tuple(a.allow_host)))
     mode = " (accurate mode)" if det.accurate else ""
     _err(f"serving {det.config.name} {det.config.version}{mode} on http://{a.host}:{a.port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
@@ -465,7 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as e:  # noqa: BLE001 - a bug: one line and its own exit code, never a bare traceback
         if os.environ.get("MTDETECT_DEBUG"):
-            raise
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)  # the same exit code, with the traceback
         _err(f"internal error: {type(e).__name__}: {e} (a bug: please report it; MTDETECT_DEBUG=1 shows the traceback)")
         return EXIT_INTERNAL
 

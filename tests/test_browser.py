@@ -4,7 +4,6 @@ through the DOM: both must_flag spans highlighted, and nothing from the input ra
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import threading
@@ -17,7 +16,7 @@ import pytest
 
 from detector import Detector
 
-from .conftest import SEED_GOLD, SEED_TEXT
+from .conftest import seed_article
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -51,8 +50,8 @@ def shipped() -> Detector:
 
 
 def _gold() -> tuple[str, list[str]]:
-    gold = json.loads(SEED_GOLD.read_text(encoding="utf-8"))
-    return SEED_TEXT.read_text(encoding="utf-8"), [g["text"] for g in gold["spans"] if g["kind"] == "must_flag"]
+    text, gold = seed_article()
+    return text, [g["text"] for g in gold["spans"] if g["kind"] == "must_flag"]
 
 
 def _check_page(browser: Any, must: list[str]) -> None:

@@ -20,7 +20,7 @@ from training.sources import (
 )
 from training.synth import ARTIFACTS, SynthConfig, generate
 
-from .conftest import SHARED
+from .conftest import SHARED, require_shared
 
 FIX = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -85,10 +85,10 @@ def test_mlqe_interleaved_gap_tags() -> None:
     assert got == bad_words
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "mlqe-pe").is_dir(), reason="needs ../shared/data/mlqe-pe")
 def test_mlqe_records_carry_their_post_edit() -> None:
     """Each MLQE-PE output keeps its human post-edit (detokenised like the output) in meta; HTER 0 means the
     post-editor changed nothing."""
+    require_shared(SHARED / "data" / "mlqe-pe")
     recs = load_mlqe(SHARED / "data", DropLog(), set())
     assert len(recs) == 40000 and all(r.meta["pe"].strip() for r in recs)
     same = [r.meta["pe"] == r.text for r in recs if r.meta["hter"] == 0]

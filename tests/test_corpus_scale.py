@@ -114,6 +114,34 @@ def test_filters_partition_the_records(cli, tmp_path: Path) -> None:  # type: ig
     assert len(counts["keep-clean"]) + len(counts["keep-flagged"]) == len(counts["none"])
 
 
+def _damage(folder: Path) -> dict[str, str]:
+    """Add damaged shards next to good ones: {name: what the job must say about it}."""
+    full = gzip.compress("".join(json.dumps({"id": i, "text": f"Record {i} of a long shard."}) + "\n"
+                                 for i in range(5000)).encode())
+    (folder / "truncated.jsonl.gz").write_bytes(full[: len(full) // 2])
+    (folder / "not-gzip.jsonl.gz").write_bytes(b'{"id": 1, "text": "plain text, gzip name"}\n')
+    (folder / "corrupt.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    return {"truncated.jsonl.gz": "ends early", "not-gzip.jsonl.gz": "Not a gzipped file",
+            "corrupt.parquet": "magic bytes"}
+
+
+def test_damaged_shards_are_named_and_the_job_goes_on(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("pyarrow")
+    ids = _corpus(tmp_path / "in")
+    expected = _damage(tmp_path / "in")
+    code, err = cli(["score-corpus", str(tmp_path / "in"), str(tmp_path / "out")])
+    assert code == 2 and "Traceback" not in err, err
+    for name, why in expected.items():
+        assert f"error: {name}: damaged, not scored: " in err and why in err, (name, err)
+    assert "3 damaged shard(s) not scored: corrupt.parquet, not-gzip.jsonl.gz, truncated.jsonl.gz" in err
+    got = _read_outputs(tmp_path / "out")
+    assert sorted(got) == ["p0.parquet", "s0.jsonl", "s1.jsonl", "s2.jsonl.gz"]  # the good ones, whole
+    assert sorted(r["id"] for rows in got.values() for r in rows) == sorted(ids)
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no partial file left
+    code, err = cli(["score-corpus", str(tmp_path / "in"), str(tmp_path / "out")])  # a rerun tries them again
+    assert code == 2 and "4 skipped" in err and "3 damaged" in err
+
+
 @pytest.mark.parametrize(("spec", "needle"), [("nothing-here/*.jsonl", "no .jsonl"), ("in", "must not be the input")],
                          ids=["no-shards", "output-is-input"])
 def test_corpus_usage_errors(cli, tmp_path: Path, spec: str, needle: str) -> None:  # type: ignore[no-untyped-def]
@@ -159,6 +187,7 @@ def test_ray_engine_gives_the_same_records(tiny_model_dir: Path, tmp_path: Path)
     from detector._ray_engine import run_ray
 
     _corpus(tmp_path / "in")
+    damaged = _damage(tmp_path / "in")
     shards = find_shards(str(tmp_path / "in"))
     opts = CorpusOptions()
     det = Detector.load(tiny_model_dir)
@@ -175,6 +204,7 @@ def test_ray_engine_gives_the_same_records(tiny_model_dir: Path, tmp_path: Path)
     assert (tmp_path / "ray" / "s0.jsonl.rejects.jsonl").read_text() == (
         tmp_path / "local" / "s0.jsonl.rejects.jsonl").read_text()
     assert sum(s.records for s in stats) == 4 * 40 and sum(s.rejected for s in stats) == 2
+    assert sorted(s.shard for s in stats if s.damaged) == sorted(damaged)  # named, and the others scored
 
 
 def test_datatrove_filter_in_a_local_pipeline(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def client(tiny_detector: Detector):  # type: ignore[no-untyped-def]
     from detector._serve import create_app
 
     return TestClient(create_app(tiny_detector.with_settings(threshold=0.0), max_bytes=4096, max_records=3,
-                                 max_chars=500))
+                                 max_chars=500), base_url="http://127.0.0.1:8000")
 
 
 def test_score_endpoint_returns_the_jsonl_schema_in_order(client) -> None:  # type: ignore[no-untyped-def]
@@ -120,10 +120,12 @@ def test_score_endpoint_returns_the_jsonl_schema_in_order(client) -> None:  # ty
         (json.dumps({"text": "w" * 600}), 413, "over the limit of 500"),
         ("{not json", 400, "line 1: not JSON"),
         ('{"id": NaN, "text": "x"}', 400, "NaN is not JSON"),
+        ('{"id": 1e400, "text": "Hello world."}', 400, "out of range"),
         ('{"body": "x"}', 422, "string 'text' field"),
         ("", 400, "no records"),
     ],
-    ids=["body-too-large", "too-many-records", "text-too-long", "malformed", "nan", "no-text-field", "empty"],
+    ids=["body-too-large", "too-many-records", "text-too-long", "malformed", "nan", "id-out-of-float-range",
+         "no-text-field", "empty"],
 )
 def test_score_endpoint_limits_and_errors(client, body: str, status: int, needle: str) -> None:  # type: ignore[no-untyped-def]
     r = client.post("/score", content=body)
@@ -160,3 +162,53 @@ def test_serve_binds_localhost_by_default() -> None:
 
     a = _parser().parse_args(["serve"])
     assert a.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("bind", "extra", "host", "status"),
+    [
+        ("127.0.0.1", (), "127.0.0.1:8000", 200),
+        ("127.0.0.1", (), "localhost:8000", 200),
+        ("127.0.0.1", (), "[::1]:8000", 200),
+        ("127.0.0.1", (), "evil.example:8000", 400),  # DNS rebinding: another site's name resolved to 127.0.0.1
+        ("127.0.0.1", ("mtdetect.lan",), "mtdetect.lan", 200),
+        ("0.0.0.0", (), "anything.example", 200),  # bound to every interface on purpose: any name
+        ("0.0.0.0", ("box.lan",), "anything.example", 400),
+    ],
+    ids=["loopback-ip", "localhost", "ipv6-loopback", "rebinding-refused", "allowed-name", "wildcard-any",
+         "wildcard-named-only"],
+)
+def test_serve_answers_only_its_own_host_names(tiny_detector: Detector, bind: str, extra: tuple[str, ...],
+                                              host: str, status: int) -> None:
+    pytest.importorskip("starlette", reason="the serve extra is not installed")
+    from starlette.testclient import TestClient
+
+    from detector._serve import allowed_hosts, create_app
+
+    client = TestClient(create_app(tiny_detector, hosts=allowed_hosts(bind, extra)), base_url="http://127.0.0.1")
+    assert client.get("/health", headers={"host": host}).status_code == status
+
+
+def test_client_disconnect_mid_upload_is_not_an_error(tiny_detector: Detector) -> None:
+    """A client that goes away while sending its body gets no answer and leaves no traceback in the log."""
+    pytest.importorskip("starlette", reason="the serve extra is not installed")
+    import asyncio
+
+    from detector._serve import create_app
+
+    app = create_app(tiny_detector)
+    sent: list[dict] = []  # type: ignore[type-arg]
+    messages = [{"type": "http.request", "body": b'{"text": "Hel', "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict:  # type: ignore[type-arg]
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:  # type: ignore[type-arg]
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/score", "raw_path": b"/score", "query_string": b"",
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/x-ndjson")],
+             "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
+             "root_path": "", "app": app}
+    asyncio.run(app(scope, receive, send))  # no exception escapes
+    assert sent and sent[0]["status"] == 499

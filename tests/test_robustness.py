@@ -52,9 +52,12 @@ def _one_line(code: int, err: str, expected_code: int, *needles: str) -> None:
         (b"[" * 100000 + b"]" * 100000, "malformed JSON (nested too deeply)"),
         (b'{"id": NaN, "text": "x"}', "NaN is not JSON"),
         (b'{"id": Infinity, "text": "x"}', "Infinity is not JSON"),
+        (b'{"id": 1e400, "text": "Hello world."}', "number 1e400 is out of range"),
+        (b'{"id": -2.5e308, "text": "x"}', "out of range"),
         (b'{"text": "a\x01b"}', "Invalid control character at column"),
     ],
-    ids=["huge-integer-id", "deep-nesting", "nan-id", "infinity-id", "control-character"],
+    ids=["huge-integer-id", "deep-nesting", "nan-id", "infinity-id", "float-id-out-of-range", "negative-float-overflow",
+         "control-character"],
 )
 def test_bad_jsonl_line_is_one_line_error(run, line: bytes, needle: str) -> None:  # type: ignore[no-untyped-def]
     code, out, err = run(["score", "--jsonl", "--format", "jsonl"], stdin=b'{"text": "ok."}\n' + line + b"\n")
@@ -70,13 +73,26 @@ def test_bad_lines_are_skipped_and_counted(run) -> None:  # type: ignore[no-unty
 
 def test_lone_surrogates_in_text_and_id_give_valid_output(run) -> None:  # type: ignore[no-untyped-def]
     data = b'{"id": "x\\ud800", "text": "Broken \\udc00 text. Xi Jinping. accepted."}\n'
-    for fmt in ("jsonl", "json", "tsv", "pretty"):
+    for fmt in ("jsonl", "json", "tsv", "pretty", "html"):
         code, out, err = run(["score", "--format", fmt, "--span-threshold", "0"], stdin=data)
         assert code in (0, 1) and "Traceback" not in err
         out.encode("utf-8")  # valid UTF-8: no lone surrogate written raw
         if fmt == "jsonl":
             rec = json.loads(out)
             assert rec["id"] == "x\ud800" and rec["spans"]
+        if fmt == "html":
+            assert "x\\ud800" in out and "\\udc00" in out  # shown as its code, escaped
+
+
+def test_non_finite_float_ids_are_written_as_strict_json() -> None:
+    """An id that JSON cannot hold (a Parquet double column with inf or nan) is written as a string, never as a
+    crash or as non-standard JSON."""
+    from detector import Detection
+    from detector._formatting import jsonl_line
+
+    for rid, expected in ((float("inf"), "inf"), (float("-inf"), "-inf"), (float("nan"), "nan"), ([1.5], [1.5])):
+        line = jsonl_line(rid, Detection(0.1, False))
+        assert json.loads(line, parse_constant=lambda c: pytest.fail(c))["id"] == expected
 
 
 def test_text_over_max_chars(run) -> None:  # type: ignore[no-untyped-def]
@@ -190,6 +206,9 @@ def test_internal_error_has_its_own_exit_code(run, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(Detector, "detect_batch", boom)
     code, _, err = run(["score", "--jsonl"], stdin=b'{"text": "x"}\n')
     _one_line(code, err, 4, "internal error: RuntimeError: simulated bug")
+    monkeypatch.setenv("MTDETECT_DEBUG", "1")  # the traceback, and the same exit code
+    code, _, err = run(["score", "--jsonl"], stdin=b'{"text": "x"}\n')
+    assert code == 4 and "Traceback" in err and "simulated bug" in err
 
 
 # ------------------------------------------------------------------ model folders
@@ -228,12 +247,41 @@ def test_broken_model_folder_is_a_model_error(run, tiny_model_dir: Path, tmp_pat
     _one_line(code, err, 3, "model error")
 
 
+@pytest.mark.parametrize("extra", ["evil.py", "notes.txt", ".hidden"])
+def test_a_file_the_manifest_does_not_list_is_refused(run, tiny_model_dir: Path, tmp_path: Path, extra: str) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / extra).write_text("print('hello')\n")
+    with pytest.raises(ModelError, match=f"{extra.replace('.', '[.]')} is not listed in SHA256SUMS"):
+        Detector.load(folder)
+    code, _, err = run(["info"], model=folder)
+    _one_line(code, err, 3, "model error", "not listed")
+
+
+def test_info_says_ok_only_when_every_listed_file_matches(run, tiny_model_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A file the backend in use does not read (here: the tokenizer is read, a listed extra file is not) still
+    counts: ``info`` checks every digest."""
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    from detector.network import write_manifest
+
+    (folder / "MODEL_CARD.md").write_text("card\n")
+    write_manifest(folder)
+    code, out, _ = run(["info", "--format", "json"], model=folder)
+    assert code == 0 and json.loads(out)["checksum"] == "ok"
+    (folder / "MODEL_CARD.md").write_text("changed\n")  # listed, not read by the loader: loading still works
+    det = Detector.load(folder)
+    assert det.info()["checksum"] == "mismatch: MODEL_CARD.md"
+    code, out, _ = run(["info", "--format", "json"], model=folder)
+    assert code == 0 and json.loads(out)["checksum"] == "mismatch: MODEL_CARD.md"
+
+
 def test_manifest_must_cover_what_the_loader_reads(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder)
     lines = (folder / "SHA256SUMS").read_text().splitlines()
     (folder / "SHA256SUMS").write_text("\n".join(x for x in lines if not x.endswith("model.safetensors")) + "\n")
-    with pytest.raises(ModelError, match="no entry for model.safetensors"):
+    with pytest.raises(ModelError, match="model.safetensors is not listed"):
         Detector.load(folder)
     assert Detector.load(folder, verify=False).checksum == "not checked"
 
@@ -255,13 +303,16 @@ def _raw(text: str, offsets: list[tuple[int, int]]) -> RawScores:
         ("x \U0001f44d\U0001f3fd y", (2, 3), "\U0001f44d\U0001f3fd"),  # emoji + skin tone
         ("cafe\u0301 ok", (3, 4), "cafe\u0301"),  # combining accent after a word piece
         ("a \u2192\u0301 b", (3, 4), "\u2192\u0301"),  # a span never starts on a combining mark
+        ("a \u200d\U0001f600 b", (2, 3), "\U0001f600"),  # nor on a joiner after a space (it joins nothing)
+        ("a \u200d b", (2, 3), None),  # a lone joiner is no span at all
     ],
-    ids=["heart-fe0f", "family-zwj", "skin-tone", "combining-end", "combining-start"],
+    ids=["heart-fe0f", "family-zwj", "skin-tone", "combining-end", "combining-start", "zwj-after-space",
+         "lone-zwj"],
 )
 def test_span_edges_snap_to_graphemes(tiny_detector: Detector, text: str, token: tuple[int, int],
-                                      expected: str) -> None:
+                                      expected: str | None) -> None:
     d = tiny_detector.with_settings(span_threshold=0.5, span_score="fluency").decide(_raw(text, [token]))
-    assert [s.text for s in d.spans] == [expected]
+    assert [s.text for s in d.spans] == ([expected] if expected else [])
 
 
 # ------------------------------------------------------------------ shapes that once took quadratic time

@@ -13,7 +13,7 @@ pytest.importorskip("yaml")  # training extras
 
 from detector import Detector  # noqa: E402
 
-from .conftest import SHARED, build_tiny_model  # noqa: E402
+from .conftest import SHARED, build_tiny_model, require_shared  # noqa: E402
 
 TEXTS = ["Short one.", "It rained all day", "We agree, they said."]  # one window each (the tiny model's windows
 # are character-level and at most 48 tokens)
@@ -55,8 +55,8 @@ def test_fit_head_soft_targets_groups_and_pairs() -> None:
     assert [soft_target({"meta": {"da": d}}) for d in (10, 30, 50, 70, 95)] == [1.0, 1.0, 0.5, 0.0, 0.0]
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "acceptability").is_dir(), reason="needs ../shared/data/acceptability")
 def test_acceptability_readers_and_fixed_blimp_holdout() -> None:
+    require_shared(SHARED / "data" / "acceptability")
     from training.acceptability import blimp_pairs, cola_rows, held_paradigm
 
     pairs = blimp_pairs(2)

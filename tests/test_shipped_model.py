@@ -9,7 +9,7 @@ import pytest
 from detector import Detector
 from detector.evaluation import gold_rule
 
-from .conftest import SEED_GOLD, SEED_TEXT
+from .conftest import seed_article
 
 KNOWN_MISSES = {
     "doubled-words": "known limitation: doubled function words alone score below the flag threshold",
@@ -46,8 +46,7 @@ def test_shipped_model_loads_with_checksums(det: Detector) -> None:
 
 @pytest.mark.parametrize("point", ["default", "quiet"])
 def test_seed_article_passes_gold_rule(det: Detector, point: str) -> None:
-    text = SEED_TEXT.read_text(encoding="utf-8")
-    gold = json.loads(SEED_GOLD.read_text(encoding="utf-8"))
+    text, gold = seed_article()
     d = det.with_settings(det.config.operating_point(point)).detect(text)
     result = gold_rule(text, gold, [(s.start, s.end) for s in d.spans])
     assert result["passed"], result
