@@ -211,7 +211,7 @@ def make(name: str) -> Any:
 
 def accurate_detector(model: Path | None) -> Any:
     """The model's accurate mode (``Detector.load(accurate=True)``), or None (with the reason on stderr) when the
-    model has no ``lm_fusion.json`` or SmolLM2 is not installed."""
+    model has no ``fusion.json`` or the second reader cannot be loaded or built."""
     import sys
 
     from detector import Detector, ModelError

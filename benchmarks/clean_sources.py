@@ -6,7 +6,7 @@
 test_clean is never used for any choice (thresholds come from the validation sets and val_clean), so these rates
 are an independent check of how often fluent human English is flagged, broken down by where the text comes from.
 ``--n`` scores a fixed sample (``training.records.read_records(path, n)``, the sample ``benchmarks.run --n`` takes
-of val_clean); one line per operating point of each model (default, quiet, ...); ``--accurate`` scores each model
+of val_clean); one line per operating point of each model (default, recall, ...); ``--accurate`` scores each model
 in its accurate mode as well (one more line per model).
 """
 

@@ -31,11 +31,11 @@ SETS = [("val_news", "WMT21 news zh-en (held-back docs)"), ("val_ted", "WMT21 TE
         ("val_wmt22", "WMT22 QE zh-en dev"), ("val_bio", "Bio-MQM dev (6 source languages)"),
         ("val_mlqe", "MLQE-PE dev (5 source languages, post-edit labels)")]
 THROUGHPUT_START, THROUGHPUT_END = "<!-- throughput:start -->", "<!-- throughput:end -->"
-SYSTEMS = ["mtdetect", "mtdetect-accurate", "mtdetect-quiet", "rules", "gector", "smollm2"]
-#: mtdetect's rows: how each loads the shipped model (the quiet operating point: the default's scores, other decisions)
+SYSTEMS = ["mtdetect", "mtdetect-accurate", "mtdetect-recall", "rules", "gector", "smollm2"]
+#: mtdetect's rows: how each loads the shipped model (the recall operating point: the default's scores, other decisions)
 MTDETECT: dict[str, dict[str, Any]] = {"mtdetect": {}, "mtdetect-accurate": {"accurate": True},
-                                       "mtdetect-quiet": {"operating_point": "quiet"}}
-SAME_SCORES = {"mtdetect-quiet": "mtdetect"}  # no curves or speed of their own: the same network and scores
+                                       "mtdetect-recall": {"operating_point": "recall"}}
+SAME_SCORES = {"mtdetect-recall": "mtdetect"}  # no curves or speed of their own: the same network and scores
 SEED = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
 
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Each system scores the same records: a fixed random sample of up to {args.n} records per validation set, "
         f"and {len(clean)} clean human English records (val_clean). Baseline thresholds were chosen on "
         f"{len(train)} training records (WMT20/21 news strict vs clean, Brown/GUM clean) only; mtdetect uses the "
-        "thresholds in its config.json (the quiet row: its `quiet` operating point, same scores). Segment "
+        "thresholds in its config.json (the recall row: its `recall` operating point, same scores). Segment "
         "AUROC/AUPRC: strict = strict vs clean, broad = strict+broad vs clean; span metrics: character-level against "
         "all gold spans; 95% bootstrap intervals in benchmarks.json.",
         "",

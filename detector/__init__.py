@@ -11,6 +11,7 @@ Public modules besides this one: :mod:`detector.evaluation` (metrics and the eva
 
 from ._detector import Detector
 from ._errors import DetectorError, ModelError, SettingsError
+from ._options import LoadOptions
 from ._types import PASSAGE_OUTPUTS, SPAN_SCORES, TOKEN_LABELS, Detection, Passage, RawScores, Settings, Span
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Detection",
     "Detector",
     "DetectorError",
+    "LoadOptions",
     "ModelError",
     "Passage",
     "RawScores",

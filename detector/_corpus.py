@@ -1,7 +1,7 @@
 """``mtdetect score-corpus``: score shards of JSONL (plain or .gz) or Parquet into an output folder.
 
 One output file per input shard, with the same name and format: each input record plus ``mtdetect_score``,
-``mtdetect_flagged``, ``mtdetect_language`` and ``mtdetect_spans``. A shard is written under a temporary name and
+``mtdetect_flagged``, ``mtdetect_status`` (``scored`` or ``not_english``), ``mtdetect_language`` and ``mtdetect_spans``. A shard is written under a temporary name and
 renamed when complete, so a rerun skips shards whose output exists and redoes the one a crash interrupted: no record
 is lost or written twice. Malformed records go to ``<shard>.rejects.jsonl`` (line number and reason) and are counted.
 Memory is bounded by one batch of records. The local engine and the Ray engine (:mod:`detector._ray_engine`) share
@@ -22,10 +22,11 @@ from typing import IO, Any
 
 from ._formatting import json_line
 from ._reading import JsonLineError, parse_json_line
+from ._types import SCORED
 
 SUFFIXES = (".jsonl.gz", ".jsonl", ".parquet")
 FILTERS = ("none", "keep-clean", "keep-flagged")
-FIELDS = ("mtdetect_score", "mtdetect_flagged", "mtdetect_language", "mtdetect_spans")
+FIELDS = ("mtdetect_score", "mtdetect_flagged", "mtdetect_status", "mtdetect_language", "mtdetect_spans")
 
 
 class CorpusError(Exception):
@@ -46,7 +47,8 @@ def _damage(shard: Path, e: BaseException) -> ShardDamaged:
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
-    errors: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error)
+    # ValueError: pyarrow also raises UnicodeDecodeError for a column name that is not UTF-8 (found by fuzzing)
+    errors: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error, ValueError)
     try:
         import pyarrow as pa
 
@@ -117,14 +119,18 @@ def annotated(record: dict[str, Any], d: Any) -> dict[str, Any]:
     out = dict(record)
     out["mtdetect_score"] = round(d.score, 6)
     out["mtdetect_flagged"] = d.flagged
+    out["mtdetect_status"] = d.status
     out["mtdetect_language"] = d.language
     out["mtdetect_spans"] = [{"start": s.start, "end": s.end, "score": round(s.score, 6), "category": s.category}
                              for s in d.spans]
     return out
 
 
-def _keep(flagged: bool, how: str) -> bool:
-    return how == "none" or (how == "keep-clean" and not flagged) or (how == "keep-flagged" and flagged)
+def _keep(d: Any, how: str) -> bool:
+    """Whether a scored record is written: every one (none), clean English ones (keep-clean: scored and not
+    flagged), or the others (keep-flagged: flagged, or not English at all): the two filters partition the input."""
+    clean = d.status == SCORED and not d.flagged
+    return how == "none" or (how == "keep-clean") == clean
 
 
 def _check(obj: Any, opts: CorpusOptions) -> str | None:
@@ -162,7 +168,7 @@ def annotate_lines(det: Any, lines: Sequence[str | bytes], opts: CorpusOptions) 
             out.append((None, why, False))
             continue
         d = next(dets)
-        out.append((json_line(annotated(obj, d)) if _keep(d.flagged, opts.filter) else None, None, d.flagged))
+        out.append((json_line(annotated(obj, d)) if _keep(d, opts.filter) else None, None, d.flagged))
     return out
 
 
@@ -177,7 +183,7 @@ def annotate_rows(det: Any, rows: Sequence[dict[str, Any]], opts: CorpusOptions)
             out.append((None, _check(r, opts), False))
             continue
         d = by[i]
-        out.append((annotated(r, d) if _keep(d.flagged, opts.filter) else None, None, d.flagged))
+        out.append((annotated(r, d) if _keep(d, opts.filter) else None, None, d.flagged))
     return out
 
 
@@ -251,8 +257,8 @@ class ShardWriter:
 
 def _with_fields(schema: Any, pa: Any) -> Any:
     span = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("score", pa.float64()), ("category", pa.string())])
-    extra = [("mtdetect_score", pa.float64()), ("mtdetect_flagged", pa.bool_()), ("mtdetect_language", pa.string()),
-             ("mtdetect_spans", pa.list_(span))]
+    extra = [("mtdetect_score", pa.float64()), ("mtdetect_flagged", pa.bool_()), ("mtdetect_status", pa.string()),
+             ("mtdetect_language", pa.string()), ("mtdetect_spans", pa.list_(span))]
     fields = [f for f in schema if f.name not in FIELDS]
     return pa.schema(fields + [pa.field(n, t) for n, t in extra], metadata=schema.metadata)
 

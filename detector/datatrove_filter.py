@@ -9,9 +9,11 @@ that FineWeb-style corpora are built with.
     LocalPipelineExecutor(pipeline=[JsonlReader("in/"), MTDetectFilter(keep="clean"), JsonlWriter("out/")],
                           tasks=4).run()
 
-Each document gets ``mtdetect_score``, ``mtdetect_flagged``, ``mtdetect_language`` and ``mtdetect_spans`` in its
-metadata, kept or dropped; dropped documents go to the ``exclusion_writer`` when one is given, with the reason
-``mtdetect_flagged`` (or ``mtdetect_clean`` with ``keep="flagged"``).
+Each document gets ``mtdetect_score``, ``mtdetect_flagged``, ``mtdetect_status`` (``scored``, or ``not_english`` for
+a document with no English passage), ``mtdetect_language`` and ``mtdetect_spans`` in its metadata, kept or dropped;
+``keep="clean"`` keeps scored documents that are not flagged, ``keep="flagged"`` the others. Dropped documents go
+to the ``exclusion_writer`` when one is given, with the reason ``mtdetect_flagged``, ``mtdetect_not_english`` (or
+``mtdetect_clean`` with ``keep="flagged"``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ __all__ = ["MTDetectFilter"]
 
 
 class MTDetectFilter(BaseFilter):
-    """Keep clean documents (``keep="clean"``, the default) or only flagged ones (``keep="flagged"``)."""
+    """Keep clean English documents (``keep="clean"``, the default) or the others: flagged or not English
+    (``keep="flagged"``)."""
 
     name = "mtdetect"
 
@@ -45,9 +48,10 @@ class MTDetectFilter(BaseFilter):
 
     def _detector(self) -> Any:
         if self._det is None:  # loaded in the worker, once: the step itself is pickled to the workers
-            from detector import Detector
+            from detector import LoadOptions
 
-            self._det = Detector.load(self.model, operating_point=self.operating_point).with_settings(**self.settings)
+            self._det = LoadOptions(model=Path(self.model) if self.model is not None else None, operating_point=self.operating_point,
+                                    changes=tuple(self.settings.items())).load()
         return self._det
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
@@ -59,11 +63,13 @@ class MTDetectFilter(BaseFilter):
         for doc, d in zip(batch, dets):
             doc.metadata["mtdetect_score"] = round(d.score, 6)
             doc.metadata["mtdetect_flagged"] = d.flagged
+            doc.metadata["mtdetect_status"] = d.status
             doc.metadata["mtdetect_language"] = d.language
             doc.metadata["mtdetect_spans"] = [{"start": s.start, "end": s.end, "score": round(s.score, 6),
                                                "category": s.category} for s in d.spans]
+            why = "mtdetect_flagged" if d.flagged else "mtdetect_not_english" if d.status != "scored" else None
             if self.keep == "clean":
-                out.append(True if not d.flagged else (False, "mtdetect_flagged"))
+                out.append(True if why is None else (False, why))
             else:
-                out.append(True if d.flagged else (False, "mtdetect_clean"))
+                out.append(True if why is not None else (False, "mtdetect_clean"))
         return out

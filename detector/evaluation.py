@@ -20,13 +20,16 @@ import bisect
 import math
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._types import Detection, RawScores
 
 __all__ = [
+    "ENGLISH_ORIGINAL",
+    "clean_threshold",
+    "filter_recall",
     "CLEAN_LABEL",
     "METRICS",
     "EvalRecord",
@@ -320,6 +323,46 @@ def pair_metrics(records: Sequence[EvalRecord], scores: Sequence[float]) -> dict
             m[f"pair_acc_{name}"] = won / total
             m[f"n_pairs_{name}"] = total
     return m
+
+
+#: English-original clean sources: the human English the filter view holds to a false-alarm budget (a human
+#: translation such as WMT21 reference A is reported, never bound)
+ENGLISH_ORIGINAL = ("abc", "brown", "gum", "newstest_en", "sotu")
+
+
+def clean_threshold(clean: Mapping[str, Sequence[float]], rate: float = 0.01) -> float:
+    """The lowest score cut that flags (score >= cut) at most ``rate`` of human English, every clean source
+    weighing the same: the mean over the sources of the share flagged is at most ``rate``."""
+    arrays = {k: sorted(v) for k, v in clean.items() if len(v)}
+    if not arrays:
+        return math.inf
+    values = sorted({x for v in arrays.values() for x in v})
+
+    def mean_rate(cut: float) -> float:
+        return sum(1 - bisect.bisect_left(v, cut) / len(v) for v in arrays.values()) / len(arrays)
+
+    lo, hi = 0, len(values)  # the answer is values[i] + epsilon for the smallest i with mean_rate ok, or values[0]
+    if mean_rate(values[0]) <= rate:
+        return values[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mean_rate(math.nextafter(values[mid], math.inf)) <= rate:
+            hi = mid
+        else:
+            lo = mid + 1
+    return math.nextafter(values[min(lo, len(values) - 1)], math.inf)
+
+
+def filter_recall(garbled: Mapping[str, Sequence[float]], clean: Mapping[str, Sequence[float]],
+                  rate: float = 0.01) -> dict[str, Any]:
+    """The filter view: recall of each source's garbled records (their scores) at the cut of
+    :func:`clean_threshold` (at most ``rate`` of human English flagged, every clean source weighing the same):
+    {"threshold", "recall": {source: recall}, "mean", "min"}."""
+    cut = clean_threshold(clean, rate)
+    rec = {k: (sum(1 for x in v if x >= cut) / len(v)) if len(v) else NAN for k, v in garbled.items()}
+    vals = [x for x in rec.values() if not math.isnan(x)]
+    return {"threshold": cut, "recall": rec, "mean": sum(vals) / len(vals) if vals else NAN,
+            "min": min(vals) if vals else NAN}
 
 
 def rates_by_source(records: Sequence[EvalRecord], preds: Sequence[Prediction]) -> dict[str, dict[str, float]]:

@@ -340,3 +340,28 @@ def test_import_has_no_side_effects() -> None:
     code = "import sys, detector; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [({"threads": 0}, "threads must be between 1 and 256"), ({"threads": 257}, "threads must be between 1 and 256"),
+     ({"threads": True}, "threads"), ({"backend": "tpu"}, "backend must be one of"),
+     ({"precision": "fp8"}, "precision must be one of"), ({"changes": (("threshold", 2.0),)}, "threshold"),
+     ({"changes": (("colour", 1),)}, "unknown setting 'colour'")],
+    ids=["threads-0", "threads-257", "threads-bool", "backend", "precision", "setting-range", "setting-name"],
+)
+def test_load_options_state_each_limit_once(options: dict, error: str) -> None:  # type: ignore[type-arg]
+    """One validation for Detector.load, the CLI, serve, the Ray engine and the datatrove filter."""
+    from detector import LoadOptions
+
+    with pytest.raises(ValueError, match=error):
+        LoadOptions(**options)
+
+
+def test_load_options_load_the_same_detector(tiny_model_dir: Path) -> None:
+    from detector import LoadOptions
+
+    det = LoadOptions(model=tiny_model_dir, changes=(("threshold", 0.7),)).load()
+    assert det.threshold == 0.7 and det.path == tiny_model_dir
+    with pytest.raises(ValueError, match="threads must be between 1 and 256"):
+        Detector.load(tiny_model_dir, threads=1000)

@@ -41,7 +41,7 @@ def test_jsonl_contract(run, jsonl: Path) -> None:  # type: ignore[no-untyped-de
     lines = [json.loads(x) for x in out.splitlines()]
     assert [x["id"] for x in lines] == ["a", 7, 3]  # ids carried through; line number when absent
     for x in lines:
-        assert set(x) == {"id", "score", "flagged", "language", "spans"}
+        assert set(x) == {"id", "score", "flagged", "status", "language", "spans"}
         for s in x["spans"]:
             assert set(s) == {"start", "end", "text", "score", "category"}
     assert code == 0
@@ -60,7 +60,7 @@ def test_stdin_jsonl_contract_exactly_as_written(tiny_model_dir: Path, tmp_path:
     assert r.returncode in (0, 1), r.stderr
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [x["id"] for x in out] == ["a", 7, None, 4]
-    assert all(set(x) == {"id", "score", "flagged", "language", "spans"} for x in out)
+    assert all(set(x) == {"id", "score", "flagged", "status", "language", "spans"} for x in out)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_every_format(run, jsonl: Path, fmt: str) -> None:  # type: ignore[no-un
         assert len(items) == 3 and "passages" in items[0]
     elif fmt == "tsv":
         rows = [r.split("\t") for r in out.splitlines()]
-        assert len(rows) == 3 and all(len(r) == 4 for r in rows)
+        assert len(rows) == 3 and all(len(r) == 5 and r[4] == "scored" for r in rows)
     elif fmt == "pretty":
         assert "FLAGGED" in out
     else:

@@ -82,7 +82,7 @@ def test_local_job_annotates_every_record_and_rejects_the_bad_ones(cli, tmp_path
     assert sorted(got) == sorted(ids) and len(got) == len(set(got))
     for rows in outs.values():
         for r in rows:
-            assert {"mtdetect_score", "mtdetect_flagged", "mtdetect_language", "mtdetect_spans"} <= set(r)
+            assert {"mtdetect_score", "mtdetect_flagged", "mtdetect_status", "mtdetect_language", "mtdetect_spans"} <= set(r)
             assert all(r["text"][s["start"] : s["end"]] for s in r["mtdetect_spans"])
     assert outs["s0.jsonl"][0]["meta"] == {"shard": 0}  # the input record is kept whole
     rejects = [json.loads(x) for x in (tmp_path / "out" / "s0.jsonl.rejects.jsonl").read_text().splitlines()]
@@ -121,8 +121,11 @@ def _damage(folder: Path) -> dict[str, str]:
     (folder / "truncated.jsonl.gz").write_bytes(full[: len(full) // 2])
     (folder / "not-gzip.jsonl.gz").write_bytes(b'{"id": 1, "text": "plain text, gzip name"}\n')
     (folder / "corrupt.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    # found by fuzzing (tests/fuzz/fuzz_outputs.py): a footer whose column name is not UTF-8
+    (folder / "fuzzed.parquet").write_bytes((Path(__file__).parent / "fixtures" /
+                                             "fuzz-parquet-bad-column-name.parquet").read_bytes())
     return {"truncated.jsonl.gz": "ends early", "not-gzip.jsonl.gz": "Not a gzipped file",
-            "corrupt.parquet": "magic bytes"}
+            "corrupt.parquet": "magic bytes", "fuzzed.parquet": "utf-8"}
 
 
 def test_damaged_shards_are_named_and_the_job_goes_on(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -133,13 +136,14 @@ def test_damaged_shards_are_named_and_the_job_goes_on(cli, tmp_path: Path) -> No
     assert code == 2 and "Traceback" not in err, err
     for name, why in expected.items():
         assert f"error: {name}: damaged, not scored: " in err and why in err, (name, err)
-    assert "3 damaged shard(s) not scored: corrupt.parquet, not-gzip.jsonl.gz, truncated.jsonl.gz" in err
+    assert ("4 damaged shard(s) not scored: corrupt.parquet, fuzzed.parquet, not-gzip.jsonl.gz, truncated.jsonl.gz"
+            in err)
     got = _read_outputs(tmp_path / "out")
     assert sorted(got) == ["p0.parquet", "s0.jsonl", "s1.jsonl", "s2.jsonl.gz"]  # the good ones, whole
     assert sorted(r["id"] for rows in got.values() for r in rows) == sorted(ids)
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no partial file left
     code, err = cli(["score-corpus", str(tmp_path / "in"), str(tmp_path / "out")])  # a rerun tries them again
-    assert code == 2 and "4 skipped" in err and "3 damaged" in err
+    assert code == 2 and "4 skipped" in err and "4 damaged" in err
 
 
 @pytest.mark.parametrize(("spec", "needle"), [("nothing-here/*.jsonl", "no .jsonl"), ("in", "must not be the input")],
@@ -182,7 +186,7 @@ def test_a_killed_job_loses_and_duplicates_no_record(tiny_model_dir: Path, tmp_p
 
 def test_ray_engine_gives_the_same_records(tiny_model_dir: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
-    from detector import Detector
+    from detector import Detector, LoadOptions
     from detector._corpus import CorpusOptions, find_shards, process_shard
     from detector._ray_engine import run_ray
 
@@ -197,7 +201,7 @@ def test_ray_engine_gives_the_same_records(tiny_model_dir: Path, tmp_path: Path)
     (tmp_path / "ray").mkdir()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        stats = run_ray(str(tiny_model_dir), {}, shards, tmp_path / "ray", opts, address=None, workers=1)
+        stats = run_ray(LoadOptions(model=tiny_model_dir), shards, tmp_path / "ray", opts, address=None, workers=1)
     finally:
         ray.shutdown()
     assert _read_outputs(tmp_path / "ray") == _read_outputs(tmp_path / "local")  # record for record

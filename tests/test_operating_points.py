@@ -83,7 +83,7 @@ def test_load_at_an_operating_point(tiny_model_dir: Path, tmp_path: Path) -> Non
 def test_unknown_point_and_accurate_mode_are_refused(quiet_dir: Path, tiny_model_dir: Path) -> None:
     with pytest.raises(ModelError, match="has no operating point 'quiet'"):
         Detector.load(tiny_model_dir, operating_point="quiet")
-    with pytest.raises(ModelError, match="is for the default mode"):
+    with pytest.raises(ModelError, match="has no accurate mode"):  # the fused mode's points live in its fusion.json
         Detector.load(quiet_dir, operating_point="quiet", accurate=True)
 
 
@@ -136,12 +136,12 @@ def test_clean_sources_benchmark_reports_every_operating_point(quiet_dir: Path, 
     assert f"flagged={n_flagged / 3:.2%}" in lines[1]
 
 
-def test_peer_benchmark_has_a_quiet_row() -> None:
-    """benchmarks.run scores the shipped model's quiet point as its own row (same scores as the default row)."""
+def test_peer_benchmark_has_a_recall_row() -> None:
+    """benchmarks.run scores the shipped model's recall point as its own row (same scores as the default row)."""
     from benchmarks.run import SAME_SCORES, SYSTEMS, System
 
-    assert "mtdetect-quiet" in SYSTEMS and SAME_SCORES["mtdetect-quiet"] == "mtdetect"
-    quiet, default = System("mtdetect-quiet", []), System("mtdetect", [])
-    assert quiet.label.endswith(", quiet point)") and quiet.det.operating_point == "quiet"
+    assert "mtdetect-recall" in SYSTEMS and SAME_SCORES["mtdetect-recall"] == "mtdetect"
+    recall, default = System("mtdetect-recall", []), System("mtdetect", [])
+    assert recall.label.endswith(", recall point)") and recall.det.operating_point == "recall"
     rows = [{"text": "Xi Jinping. accepted.", "label": "strict", "source": "x", "spans": []}]
-    assert quiet.score(rows)[0].pred.score == default.score(rows)[0].pred.score
+    assert recall.score(rows)[0].pred.score == default.score(rows)[0].pred.score

@@ -109,7 +109,7 @@ def test_score_endpoint_returns_the_jsonl_schema_in_order(client) -> None:  # ty
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
     rows = [json.loads(x) for x in r.text.splitlines()]
     assert [x["id"] for x in rows] == ["a", 3]
-    assert all(set(x) == {"id", "score", "flagged", "language", "spans"} for x in rows)
+    assert all(set(x) == {"id", "score", "flagged", "status", "language", "spans"} for x in rows)
 
 
 @pytest.mark.parametrize(

@@ -178,7 +178,7 @@ def test_tsv_ids_with_tabs_and_newlines_stay_on_one_line(run) -> None:  # type: 
     data = b'{"id": "a\\tb\\nc", "text": "One."}\n{"id": 2, "text": "Two."}\n'
     code, out, _ = run(["score", "--format", "tsv", "--threshold", "1"], stdin=data)
     rows = out.splitlines()
-    assert len(rows) == 2 and rows[0].split("\t")[0] == "a\\tb\\nc" and all(len(r.split("\t")) == 4 for r in rows)
+    assert len(rows) == 2 and rows[0].split("\t")[0] == "a\\tb\\nc" and all(len(r.split("\t")) == 5 for r in rows)
 
 
 def test_terminal_escapes_are_escaped(run) -> None:  # type: ignore[no-untyped-def]
@@ -351,14 +351,17 @@ def test_other_languages_are_marked_not_scored(tiny_detector: Detector) -> None:
 
 
 def test_mixed_document_keeps_its_english_passages_scored(tiny_detector: Detector) -> None:
-    det = tiny_detector.with_settings(threshold=0.0, span_threshold=0.0)
+    """English passages are scored by the network; a passage in another language inside English text is marked
+    untranslated (the rule's probability, one span over it, no network span)."""
+    det = tiny_detector.with_settings(threshold=0.5, span_threshold=0.0)
     text = ("The committee will publish its report next week, officials said on Tuesday. "
             "Le gouvernement a annoncé de nouvelles mesures pour soutenir l'économie du pays. Xi Jinping. accepted.")
     d = det.detect(text)
     langs = [p.language for p in d.passages]
-    assert langs[0] == "en" and langs[1] == "fr" and langs[-1] == "en" and d.language == "en"
-    assert d.passages[0].score > 0 and d.passages[1].score == 0.0
-    assert all(not (s.start < d.passages[1].end and d.passages[1].start < s.end) for s in d.spans)
+    assert langs[0] == "en" and langs[1] == "fr" and langs[-1] == "en" and d.language == "en" and d.status == "scored"
+    assert 0 < d.passages[0].score < 0.99 and d.passages[1].score == pytest.approx(0.99) and d.passages[1].flagged
+    inside = [s for s in d.spans if s.start < d.passages[1].end and d.passages[1].start < s.end]
+    assert [(s.text, s.category) for s in inside] == [(d.passages[1].text, "untranslated")]
 
 
 @pytest.mark.parametrize("text", ["Xi Jinping. accepted.", "Period.",

@@ -18,7 +18,7 @@ pytest.importorskip("yaml")  # training extras
 from detector import Detector  # noqa: E402
 from detector.evaluation import EvalRecord, char_prf, evaluate, predict  # noqa: E402
 
-from .conftest import SEED_TEXT  # noqa: E402
+from .conftest import SEED_TEXT, seed_article  # noqa: E402
 
 SENTENCES = [
     "The committee will publish its report next week.", "Officials said the plan would cost more than expected.",
@@ -250,17 +250,19 @@ def test_quick_eval_on_the_tiny_model(tiny_detector: Detector) -> None:
     assert all(isinstance(v, float) for v in m.values())
 
 
-@pytest.mark.parametrize("words", [False, True], ids=["no-word-table", "word-table"])
-def test_finalize_writes_a_loadable_model_folder(tiny_model_dir: Path, tmp_path: Path, words: bool) -> None:
+@pytest.mark.parametrize(("words", "seed"), [(False, True), (True, False)], ids=["no-word-table", "word-table-no-seed"])
+def test_finalize_writes_a_loadable_model_folder(tiny_model_dir: Path, tmp_path: Path, words: bool, seed: bool) -> None:
     """finalize on a tiny corpus: a verified model folder whose settings come from the search, strict-JSON metrics
     computed by detector.evaluation, and a model card; with a word table, the table travels and its weight is one of
-    the grid's; rewriting the card keeps the accurate-mode section."""
-    from detector.network import WordTable
-    from training.finalize import finalize, write_card
-    from training.lm_fusion import CARD_HEADING
+    the grid's; rewriting the card keeps the accurate-mode section. The default settings follow the quiet rule and
+    the macro rule's are the recall point; without the seed article (a clone without ../shared) it still runs."""
+    from detector.network import WordTable, write_manifest
+    from training.finalize import ACCURATE_HEADING, finalize, write_card
     from training.search import RATIO_E
     from training.word_table import add_word_table
 
+    if seed:
+        seed_article()  # skips (or fails under CI) without ../shared
     model = tmp_path / "trained"
     shutil.copytree(tiny_model_dir, model)
     if words:
@@ -270,41 +272,48 @@ def test_finalize_writes_a_loadable_model_folder(tiny_model_dir: Path, tmp_path:
     (model / "train_history.json").write_text(json.dumps(
         {"history": [{"epoch": 1, "auroc_strict": 0.5, "auroc_broad": 0.5, "span_f1": 0.1}], "seconds": 60,
          "config": train_cfg}))
+    write_manifest(model)  # a training run lists what it writes
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name, rows in (("val_news", _records(30, 5)), ("val_clean", _records(30, 6, clean_only=True)),
                        ("test_clean", _records(20, 7, clean_only=True))):
         (corpus / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = finalize(model, corpus, tmp_path / "models", SEED_TEXT.parent, require_seed=False, version="0.0.2", bootstrap=0)
+    seed_dir = SEED_TEXT.parent if seed else tmp_path / "no-seed-here"
+    out = finalize(model, corpus, tmp_path / "models", seed_dir, require_seed=False, version="0.0.2", bootstrap=0,
+                   data=None)
     det = Detector.load(out)
     full = json.loads((out / "metrics.json").read_text())  # strict JSON (no NaN)
     th = full["thresholds"]
     assert det.config.version == "0.0.2" and det.checksum == "ok"
     assert (det.threshold, det.span_threshold, det.span_gate, det.span_score) == (
         th["threshold"], th["span_threshold"], th["span_gate"], th["span_score"])
+    assert (full["seed_article"] is not None) == seed
     news = full["metrics"]["val_news"]
     recs = [EvalRecord.from_dict(r) for r in _records(30, 5)]
     preds = predict(det, det.score_raw([r.text for r in recs]))
     assert news["span_f1"] == pytest.approx(char_prf([p.spans for p in preds], [r.spans for r in recs])["f1"])
     assert "Model card" in (out / "MODEL_CARD.md").read_text()
-    # the quiet operating point: same calibration and span rule, a threshold at least the default's, spans only in
-    # flagged passages, and at most 1% of each bound val_clean source flagged (one record of a source under 100)
-    quiet = det.config.operating_point("quiet")
-    assert quiet.threshold >= det.threshold and quiet.span_gate >= quiet.threshold
-    assert (quiet.span_threshold, quiet.span_score) == (det.span_threshold, det.span_score)
-    report = full["operating_points"]["quiet"]
-    assert report["settings"] == quiet.to_dict()
-    for src, r in report["val_clean"]["by_source"].items():
+    # the default follows the quiet rule: at most 1% of each bound val_clean source flagged (one record of a source
+    # under 100), spans only in flagged passages; the recall point is the macro rule's, with a threshold at most the
+    # default's and the same span rule
+    recall = det.config.operating_point("recall")
+    assert recall.threshold <= det.threshold and det.span_gate >= det.threshold
+    assert (recall.span_threshold, recall.span_score) == (det.span_threshold, det.span_score)
+    assert th["recall"]["threshold"] == recall.threshold
+    for src, r in full["metrics"]["val_clean"]["by_source"].items():
         assert r["flag_rate"] * r["n"] <= max(1, int(0.01 * r["n"])) + 1e-9, src
         assert r["span_rate"] <= r["flag_rate"]
-    assert "## Operating points" in (out / "MODEL_CARD.md").read_text()
+    assert full["operating_points"]["recall"]["settings"] == recall.to_dict()
+    text = (out / "MODEL_CARD.md").read_text()
+    assert "## Operating points" in text and "## Rule categories and length" in text
+    assert set(full["length"]) == {"default", "recall"}
     a, *_, e = det.config.calibration
     assert (det.config.word_table is not None) == words and (out / "word_zipf.json.gz").is_file() == words
     assert th["calibration_search"]["re"] in RATIO_E and (e == pytest.approx(a * th["calibration_search"]["re"]))
     card = out / "MODEL_CARD.md"
-    card.write_text(card.read_text().replace("## Licence", f"{CARD_HEADING}\n\nkept text\n\n## Licence"))
+    card.write_text(card.read_text().replace("## Licence", f"{ACCURATE_HEADING}\n\nkept text\n\n## Licence"))
     write_card(out)
-    assert "kept text" in card.read_text() and card.read_text().count(CARD_HEADING) == 1
+    assert "kept text" in card.read_text() and card.read_text().count(ACCURATE_HEADING) == 1
     assert Detector.load(out).checksum == "ok"
     assert (tmp_path / "models" / "DEFAULT").read_text().strip() == out.name
 

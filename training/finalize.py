@@ -112,8 +112,8 @@ def gate_grid(det: Detector, labelled: dict[str, ScoredSet], n: int = 12) -> lis
     return [0.0] + sorted({round(scores[int(q * (len(scores) - 1))], 3) for q in qs})
 
 
-def choose_settings(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet], seed_text: str,
-                    gold: dict, *, max_flag: float = 0.01, max_span: float = 0.01, gate_spans: bool = True,
+def choose_settings(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet],
+                    seed_text: str | None, gold: dict | None, *, max_flag: float = 0.01, max_span: float = 0.01, gate_spans: bool = True,
                     require_seed: bool = True, span_scores: Sequence[str] = ("fluency",),
                     max_sense_weight: float = math.inf) -> tuple[Detector, dict[str, Any]]:
     """The finalize rules on every labelled source (:func:`training.search.calibrated_macro` then
@@ -122,8 +122,9 @@ def choose_settings(det: Detector, labelled: dict[str, ScoredSet], clean: dict[s
     cal, cal_info = calibrated_macro(det, labelled, clean, sense=det.config.sense_head, max_rd=max_sense_weight)
     log(f"calibration weights any_major {cal_info['rc']}, sense {cal_info['rd']}, word rarity {cal_info['re']}: "
         f"macro AUROC {cal_info['macro_auroc']:.4f}")
-    seed_raw = cal.score_raw([seed_text])[0]
-    accept = seed_accepts(seed_text, gold, seed_raw) if require_seed else None
+    accept = None
+    if require_seed and seed_text is not None and gold is not None:
+        accept = seed_accepts(seed_text, gold, cal.score_raw([seed_text])[0])
     search = {k: capped(v, SEARCH_CAP) for k, v in labelled.items()}
     gates = gate_grid(cal, search) if gate_spans else [0.0]
     best: dict[str, Any] | None = None
@@ -140,8 +141,8 @@ def choose_settings(det: Detector, labelled: dict[str, ScoredSet], clean: dict[s
     return chosen, best
 
 
-def leave_one_out(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet], seed_text: str,
-                  gold: dict, **rules: Any) -> dict[str, dict[str, Any]]:
+def leave_one_out(det: Detector, labelled: dict[str, ScoredSet], clean: dict[str, ScoredSet],
+                  seed_text: str | None, gold: dict | None, **rules: Any) -> dict[str, dict[str, Any]]:
     """For each labelled source: the choices made without it, measured on it (nothing with fewer than 2 sources)."""
     out: dict[str, dict[str, Any]] = {}
     if len(labelled) < 2:
@@ -174,7 +175,8 @@ def quiet_point(det: Detector, labelled: dict[str, ScoredSet], val_clean: Scored
     return OperatingPoint("quiet", settings, rule)
 
 
-def point_report(det: Detector, sets: dict[str, ScoredSet], seed_text: str, gold: dict) -> dict[str, Any]:
+def point_report(det: Detector, sets: dict[str, ScoredSet], seed_text: str | None, gold: dict | None
+                 ) -> dict[str, Any]:
     """What a detector's settings do on every set (flag and span metrics, per-source clean rates; no bootstrap) and
     whether the seed article passes its gold rule."""
     out: dict[str, Any] = {"settings": det.settings.to_dict()}
@@ -182,9 +184,33 @@ def point_report(det: Detector, sets: dict[str, ScoredSet], seed_text: str, gold
         m = measure(det, s)
         out[name] = {k: m.get(k) for k in ("n", "flag_recall", "flag_precision", "span_f1", "clean_flag_rate",
                                             "clean_span_rate", "by_source")}
-    d = det.detect(seed_text)
-    out["seed_article"] = gold_rule(seed_text, gold, [(sp.start, sp.end) for sp in d.spans])
+    if seed_text is not None and gold is not None:
+        d = det.detect(seed_text)
+        out["seed_article"] = gold_rule(seed_text, gold, [(sp.start, sp.end) for sp in d.spans])
     return out
+
+
+def length_of(det: Detector, sets: dict[str, ScoredSet]) -> dict[str, float]:
+    """:func:`training.categories.length_report` of a detector: human English = the English-original val_clean
+    records, garbled = the broad positives of the labelled sources."""
+    from detector.evaluation import ENGLISH_ORIGINAL
+
+    from .categories import length_report
+
+    scores, words, garbled, human, flagged = [], [], [], [], []
+    for name, s in sets.items():
+        if name not in (*CHOICE_SETS, "val_clean"):
+            continue
+        for r, p in zip(s.records, predictions(det, s)):
+            is_human = name == "val_clean" and r.source in ENGLISH_ORIGINAL
+            is_garbled = name != "val_clean" and r.label in ("strict", "broad")
+            if is_human or is_garbled:
+                scores.append(p.score)
+                words.append(len(r.text.split()))
+                garbled.append(is_garbled)
+                human.append(is_human)
+                flagged.append(p.flagged)
+    return length_report(scores, words, garbled, human, flagged)
 
 
 def measure(det: Detector, s: ScoredSet, bootstrap: int = 0) -> dict[str, Any]:
@@ -220,37 +246,64 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
              span_scores: Sequence[str] = ("fluency", "error"), bootstrap: int = 200, loso: bool = True,
              clean_rule: str = "pooled", max_sense_weight: float = math.inf, name: str | None = None,
              unbound: Sequence[str] = (), quiet_rate: float = QUIET_MAX_RATE,
-             quiet_unbound: Sequence[str] = QUIET_UNBOUND) -> Path:
+             quiet_unbound: Sequence[str] = QUIET_UNBOUND, default_rule: str = "quiet",
+             data: Path | None = None) -> Path:
+    """Choose and measure everything, write the model folder. ``default_rule``: ``quiet`` (1.8.0 on: the default
+    settings flag at most ``quiet_rate`` of each English-original val_clean source; the macro rule's settings become
+    the ``recall`` operating point) or ``macro`` (the earlier default, with ``quiet`` as a named point). The seed
+    article is read only when it is there or required; ``data`` (the data pack) adds the rule categories' report."""
     det = Detector.load(model_dir, backend="torch")
     t0 = time.time()
     sets = scored_sets(det, corpus, limit)
-    seed_text, gold = load_seed(seed_dir)
+    seed_here = (seed_dir / "russia-china-article.txt").is_file()
+    seed_text, gold = load_seed(seed_dir) if seed_here or require_seed else (None, None)
     labelled = {k: sets[k] for k in CHOICE_SETS if k in sets}
     clean = clean_budgets(sets["val_clean"], clean_rule, unbound)
     rules: dict[str, Any] = {"max_flag": max_flag, "max_span": max_span, "gate_spans": gate_spans,
-                             "require_seed": require_seed, "span_scores": span_scores,
+                             "require_seed": require_seed and seed_text is not None, "span_scores": span_scores,
                              "max_sense_weight": max_sense_weight}
     final, th = choose_settings(det, labelled, clean, seed_text, gold, **rules)
     a, b, c, d_, e = final.config.calibration
     log(f"calibration a={a:.4f} b={b:.4f} c={c:.4f} d={d_:.4f} e={e:.4f}; settings {final.settings}")
-    metrics = {name: {"set": name, **measure(final, s, bootstrap if name in CHOICE_SETS else 0)}
-               for name, s in sets.items()}
     points: tuple[OperatingPoint, ...] = ()
     point_reports: dict[str, Any] = {}
-    if quiet_rate > 0:
+    if default_rule == "quiet":
+        quiet = quiet_point(final, labelled, sets["val_clean"], quiet_rate, quiet_unbound)
+        recall = OperatingPoint("recall", final.settings,
+                                f"the macro rule (the default before 1.8.0): best mean flag F1 with at most "
+                                f"{max_flag * 100:g}% of val_clean flagged, span settings by best macro span F1")
+        th["recall"] = {k: th[k] for k in ("threshold", "span_threshold", "span_gate", "span_score")}
+        th.update(threshold=quiet.settings.threshold, span_gate=quiet.settings.span_gate, default_rule=quiet.rule)
+        final = final.with_settings(quiet.settings)
+        log(f"default settings: {final.settings} ({quiet.rule}); recall point: {recall.settings}")
+        points = (recall,)
+        point_reports["recall"] = {"rule": recall.rule, **point_report(final.with_settings(recall.settings), sets,
+                                                                         seed_text, gold)}
+    elif quiet_rate > 0:
         quiet = quiet_point(final, labelled, sets["val_clean"], quiet_rate, quiet_unbound)
         log(f"operating point quiet: {quiet.settings} ({quiet.rule})")
         points = (quiet,)
         point_reports["quiet"] = {"rule": quiet.rule,
                                   **point_report(final.with_settings(quiet.settings), sets, seed_text, gold)}
+    metrics = {name: {"set": name, **measure(final, s, bootstrap if name in CHOICE_SETS else 0)}
+               for name, s in sets.items()}
     loo = leave_one_out(det, labelled, clean, seed_text, gold, **{**rules, "span_scores": (th["span_score"],)}) \
         if loso else {}
-    d = final.detect(seed_text)
-    rule = gold_rule(seed_text, gold, [(s.start, s.end) for s in d.spans])
-    ranked = sorted(d.passages, key=lambda p: -p.score)
-    seed = {**rule, "spans": [s.to_dict() for s in d.spans],
-            "top_passages": [{"text": p.text[:120], "score": round(p.score, 4)} for p in ranked[:5]]}
-    log(f"seed article: {json.dumps(rule)}")
+    seed: dict[str, Any] | None = None
+    if seed_text is not None and gold is not None:
+        d = final.detect(seed_text)
+        rule = gold_rule(seed_text, gold, [(s.start, s.end) for s in d.spans])
+        ranked = sorted(d.passages, key=lambda p: -p.score)
+        seed = {**rule, "spans": [s.to_dict() for s in d.spans],
+                "top_passages": [{"text": p.text[:120], "score": round(p.score, 4)} for p in ranked[:5]]}
+        log(f"seed article: {json.dumps(rule)}")
+    length = {point: length_of(final.with_settings(settings), sets)
+              for point, settings in (("default", final.settings), *((p.name, p.settings) for p in points))}
+    cats = None
+    if data is not None and (data / "mlqe-pe").is_dir():
+        from .categories import category_report
+
+        cats = category_report(final, corpus, data)
     # write the model folder
     config = final.config.replace(settings=final.settings, operating_points=points,
                                   calibration=(round(a, 6), round(b, 6), round(c, 6), round(d_, 6), round(e, 6)),
@@ -271,11 +324,12 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
     else:  # an already finalized folder (the training run's history is kept in its metrics.json)
         old = json.loads((model_dir / "metrics.json").read_text())
         history = {"history": old["train_history"], "seconds": old["train_seconds"], "config": old["train_config"]}
-    th.update({"max_flag": max_flag, "max_span": max_span, "require_seed": require_seed, "clean_rule": clean_rule,
+    th.update({"max_flag": max_flag, "max_span": max_span, "require_seed": rules["require_seed"], "clean_rule": clean_rule,
                "clean_unbound": sorted(unbound), "quiet_rate": quiet_rate, "quiet_unbound": sorted(quiet_unbound)})
     sense = json.loads((model_dir / "sense_head.json").read_text()) if (model_dir / "sense_head.json").exists() else None
     full = {"thresholds": th, "calibration": {"a": a, "b": b, "c": c, "d": d_, "e": e}, "metrics": metrics,
             "seed_article": seed, "leave_one_source_out": loo, "sense_head": sense, "operating_points": point_reports,
+            "length": length, "categories": cats,
             "train_history": history["history"], "train_seconds": history["seconds"], "train_config": history["config"],
             "finalize_seconds": round(time.time() - t0)}
     (staging / "metrics.json").write_text(json.dumps(jsonable(full), indent=1) + "\n")
@@ -317,21 +371,39 @@ VERSIONS = {
     "1.7.1": "same weights, calibration and default settings as 1.7.0; a second operating point, quiet (the flag"
              " threshold that flags at most 1% of each English-original val_clean source, the span gate raised to"
              " it), in config.json's operating_points",
+    "1.8.0": "same weights as 1.7.0, calibration refitted by the same rules (passages flagged by the new rule"
+             " categories and the stricter language rule enter the fit); the default settings follow 1.7.1's quiet"
+             " rule (at most 1% of each English-original val_clean source flagged) and the macro rule's settings are"
+             " the recall point; rule categories"
+             " (repetition, untranslated) and a not_english status; the accurate mode is the fused mode"
+             " (fusion.json: SmolLM2-135M as an ONNX second reader, training.fusion)",
 }
 
 
 def write_card(folder: Path) -> None:
     """Rewrite MODEL_CARD.md of a finalized model folder from its config.json and metrics.json (no scoring); the
-    accurate-mode section that ``training.lm_fusion`` wrote into the old card is kept, before the licence."""
-    from .lm_fusion import split_card_section, with_card_section
-
+    accurate-mode section that ``training.fusion`` wrote into the old card is kept, before the licence."""
     cfg = json.loads((folder / "config.json").read_text())
     full = json.loads((folder / "metrics.json").read_text())
     card = folder / "MODEL_CARD.md"
-    _, section = split_card_section(card.read_text(encoding="utf-8") if card.is_file() else "")
     text = model_card(cfg, full, full["train_config"])
-    card.write_text(with_card_section(text, section) if section else text, encoding="utf-8")
+    card.write_text(keep_accurate_section(card.read_text(encoding="utf-8") if card.is_file() else "", text),
+                    encoding="utf-8")
     write_manifest(folder)
+
+
+ACCURATE_HEADING = "## Accurate mode (fusion.json: the second reader)"
+
+
+def keep_accurate_section(old: str, new: str) -> str:
+    """``new`` with the accurate-mode section of ``old`` (written by ``training.fusion``), before the licence."""
+    if ACCURATE_HEADING not in old:
+        return new
+    a = old.index(ACCURATE_HEADING)
+    b = old.find("\n## ", a + len(ACCURATE_HEADING))
+    section = old[a : b + 1] if b >= 0 else old[a:].rstrip("\n") + "\n\n"
+    at = new.find("## Licence")
+    return new[:at] + section + "\n" + new[at:] if at >= 0 else new.rstrip("\n") + "\n\n" + section
 
 
 def _f(x: Any) -> str:
@@ -380,10 +452,10 @@ def points_section(cfg: dict, full: dict) -> str:
     for name, r in [("default", default), *points.items()]:
         rec = " / ".join(_f(r[k]["flag_recall"]) for k in labelled)
         prec = " / ".join(_f(r[k]["flag_precision"]) for k in labelled)
-        seed = r["seed_article"]
+        seed = r.get("seed_article")
         lines.append(f"| {name} | {r['settings']['threshold']} | {r['settings']['span_gate']} | {rec} | {prec} | "
                      f"{_rates(r['val_clean'])} | {_rates(r['test_clean'])} | "
-                     f"{'passes' if seed['passed'] else 'fails'} |")
+                     f"{'n/a' if not seed else 'passes' if seed['passed'] else 'fails'} |")
     rules = "; ".join(f"`{k}`: {v['rule']}" for k, v in points.items())
     return ("\n## Operating points\n\nSame probabilities, other decisions (`Detector.load(operating_point=NAME)`, "
             "`mtdetect score --operating-point NAME`); " + rules + ".\n\n" + "\n".join(lines) + "\n")
@@ -492,6 +564,48 @@ def wordfreq_note() -> str:
         return "(version unknown)"
 
 
+def default_rule_note(full: dict) -> str:
+    th = full["thresholds"]
+    budget = (f"subject to at most {th['max_flag'] * 100:.0f}% of clean English records flagged and at most "
+              f"{th['max_span'] * 100:.0f}% carrying a span, "
+              + ("on each clean source" if th.get("clean_rule") == "per-source" else "over val_clean as a whole"))
+    if th.get("default_rule"):
+        return (f"(the default's rule: {th['default_rule']}; the span rule and the `recall` operating point are the "
+                f"macro rule's: best mean F1 / mean span F1 over the labelled sources, {budget}).")
+    return f"(best mean F1 / mean span F1 over the labelled sources, {budget})."
+
+
+def seed_note(seed: dict | None) -> str:
+    if not seed:
+        return "The seed article was not next to the project in this run: not measured."
+    return (f"Gold rule passed: **{seed['passed']}** (must_flag spans hit: {json.dumps(seed['must_flag_hit'])}; "
+            f"other sentences touched: {seed['other_sentences_touched']}).\n\nSpans: "
+            + json.dumps([(s["text"], round(s["score"], 3)) for s in seed["spans"]], ensure_ascii=False))
+
+
+def categories_section(full: dict) -> str:
+    """The card's words on the rule categories (issue #32) and on how much the score follows length."""
+    out = ["\n## Rule categories and length\n",
+           "Spans of category `repetition` (loops of a word, phrase or clause) and `untranslated` (runs of another "
+           "script, `<unk>`-style tokens, a passage in another language inside English text) come from rules "
+           "(`detector._rules`), next to the network's `fluency` and `accuracy` spans; a passage a rule flags gets at "
+           "least probability 0.99. A text with no English passage has status `not_english` (not scored)."]
+    cats = full.get("categories")
+    if cats:
+        from .categories import markdown
+
+        out += ["", "Measured on cases built from held-back records (`python -m training.categories`; "
+                "`training/categories.py` says how):", "", markdown(cats)]
+    length = full.get("length") or {}
+    if length:
+        out += ["", "| point | Spearman score vs words, human English | the same, garbled MT | recall on garbled "
+                "outputs of at most 8 words (n) |", "|---|---|---|---|"]
+        for name, r in length.items():
+            out.append(f"| {name} | {_f(r['spearman_words_human'])} | {_f(r['spearman_words_garbled'])} | "
+                       f"{_f(r['short_garbled_recall'])} ({r['short_garbled_n']}) |")
+    return "\n".join(out) + "\n"
+
+
 def model_card(cfg: dict, full: dict, train_cfg: dict) -> str:
     m = full["metrics"]
     lead, worst = source_table(full)
@@ -528,7 +642,7 @@ Leave one source out: the same choices made without the source, measured on it.
 "Makes no sense" head (MLQE-PE direct assessments):
 
 {sense_table(full)}
-{points_section(cfg, full)}
+{points_section(cfg, full)}{categories_section(full)}
 ## Architecture
 
 - Encoder: {cfg['base_model']} — BERT, 6 layers x 384, uncased WordPiece vocabulary, fine-tuned.
@@ -543,10 +657,7 @@ Leave one source out: the same choices made without the source, measured on it.
   e={full['calibration'].get('e', 0.0):.3f}, b={full['calibration']['b']:.3f}): c/a, d/a and e/a chosen by the mean
   broad-label AUROC over the labelled sources, a and b by logistic regression on broad vs clean records with every
   source (and clean English) weighing the same.{word_note(cfg)}
-- Thresholds: passage flag `{cfg['threshold']}`, span `{cfg['span_threshold']}` (best mean F1 / mean span F1 over
-  the labelled sources, subject to at most {full['thresholds']['max_flag'] * 100:.0f}% of clean English records
-  flagged and at most {full['thresholds']['max_span'] * 100:.0f}% carrying a span,
-  {'on each clean source' if full['thresholds'].get('clean_rule') == 'per-source' else 'over val_clean as a whole'}).
+- Thresholds: passage flag `{cfg['threshold']}`, span `{cfg['span_threshold']}` {default_rule_note(full)}
 - Span score `{cfg.get('span_score', 'fluency')}`: spans are runs of tokens whose
   {'error probability 1 - P(ok) (each span labelled fluency or accuracy by the class with more probability over it)' if cfg.get('span_score') == 'error' else 'fluency probability'}
   is at least the span threshold. Span gate `{cfg.get('span_gate', 0.0)}`: spans are reported only inside passages
@@ -608,10 +719,7 @@ Set names: {'; '.join(f'{k}: {v}' for k, v in names.items())}.
 
 ## Seed article (`../shared/examples/russia-china-article.txt`)
 
-Gold rule passed: **{seed['passed']}** (must_flag spans hit: {json.dumps(seed['must_flag_hit'])}; other sentences
-touched: {seed['other_sentences_touched']}).
-
-Spans: {json.dumps([(s['text'], round(s['score'], 3)) for s in seed['spans']], ensure_ascii=False)}
+{seed_note(seed)}
 
 ## Limitations
 
@@ -670,6 +778,12 @@ def main(argv: list[str] | None = None) -> int:
                          "point)")
     ap.add_argument("--quiet-unbound", default=",".join(QUIET_UNBOUND),
                     help="val_clean sources the quiet point measures but does not bind (comma-separated)")
+    ap.add_argument("--default-rule", choices=["quiet", "macro"], default="quiet",
+                    help="quiet (1.8.0 on): the default settings flag at most --quiet-max-rate of each English-original "
+                         "val_clean source, the macro rule's settings are the recall point; macro: the earlier default, "
+                         "with quiet as a named point")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"),
+                    help="the data pack (MLQE-PE dev sources for the rule categories' report; skipped when absent)")
     ap.add_argument("--card-only", action="store_true",
                     help="only rewrite MODEL_CARD.md of --model (a finalized folder) from its metrics.json")
     args = ap.parse_args(argv)
@@ -681,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
              args.version, tuple(args.span_scores.split(",")), args.bootstrap, not args.no_loso,
              args.clean_rule, args.max_sense_weight, args.name,
              tuple(x for x in args.clean_unbound.split(",") if x), args.quiet_max_rate,
-             tuple(x for x in args.quiet_unbound.split(",") if x))
+             tuple(x for x in args.quiet_unbound.split(",") if x), args.default_rule, args.data)
     return 0
 
 
