@@ -8,6 +8,8 @@ stale).
 - ``python`` blocks of docs/scale.md run as scripts in the sandbox; the README's API block runs with ``text`` and
   ``texts`` defined and a ``book.txt``.
 - ``mtdetect serve`` starts, answers ``/health`` and is stopped.
+- ``python -m MODULE`` commands (training steps, benchmarks: hours of CPU, never run in tests) name a module of the
+  repository whose ``--help`` works; a fuzzing script named in a ``bash`` block exists.
 
 ``python tests/test_docs.py --write`` rewrites the outputs shown in the README from the program as it is now (run
 it after changing the model, then read the diff).
@@ -32,7 +34,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "scale.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: where training and benchmark commands are shown (their modules must exist and parse --help)
+GUIDES = [*DOCS, ROOT / "training" / "README.md"]
 BIN = Path(sys.executable).parent
 
 
@@ -201,6 +205,54 @@ def test_documented_python_runs_as_written(doc: Path, i: int, code: str, box: Pa
     r = subprocess.run([sys.executable, script.name], cwd=box, env=_env(), capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def module_commands() -> dict[str, list[str]]:
+    """``python -m MODULE`` named in the guides' code (blocks and inline), MODULE -> the documents naming it."""
+    import re
+
+    found: dict[str, list[str]] = {}
+    for doc in GUIDES:
+        for m in re.finditer(r"python -m ([A-Za-z_][\w.]*)", doc.read_text(encoding="utf-8")):
+            found.setdefault(m.group(1), [])
+            if doc.name not in found[m.group(1)]:
+                found[m.group(1)].append(doc.name)
+    return found
+
+
+MODULES = module_commands()
+
+
+def test_documented_modules_exist_and_parse_help() -> None:
+    """Every ``python -m`` module the guides name is in the repository (or is pytest) and answers ``--help`` (one
+    process: runpy, each main's parser exits 0)."""
+    ours = sorted(m for m in MODULES if m.split(".")[0] in ("training", "benchmarks"))
+    assert set(MODULES) - set(ours) <= {"pytest"}, set(MODULES) - set(ours)
+    missing = [f"{m} ({', '.join(MODULES[m])})" for m in ours if not (ROOT / (m.replace(".", "/") + ".py")).is_file()]
+    assert not missing, f"the docs name modules that do not exist: {missing}"
+    code = ("import runpy, sys\n"
+            "bad = []\n"
+            f"for m in {ours!r}:\n"
+            "    sys.argv = [m, '--help']\n"
+            "    try:\n"
+            "        runpy.run_module(m, run_name='__main__')\n"
+            "        bad.append(m + ': no SystemExit')\n"
+            "    except SystemExit as e:\n"
+            "        if e.code not in (0, None):\n"
+            "            bad.append(f'{m}: exit {e.code}')\n"
+            "print('BAD', bad, file=sys.stderr)\n"
+            "sys.exit(1 if bad else 0)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_documented_fuzz_scripts_exist() -> None:
+    import re
+
+    named = {m.group(1) for doc in DOCS for b in blocks(doc, "bash") for line in b
+             for m in re.finditer(r"(tests/fuzz/\w+\.py)", line)}
+    assert named and all((ROOT / n).is_file() for n in named), named
 
 
 # ------------------------------------------------------------------ python tests/test_docs.py --write

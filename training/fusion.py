@@ -482,7 +482,9 @@ def card_section(m: dict[str, Any], command: str) -> str:
         tokens = {k: v["macro_span_f1"] for k, v in rules.items() if k != "whole passage"}
         best = max(tokens.items(), key=lambda kv: kv[1]) if tokens else None
         lines.append(f"Spans at the fused {point} point (inside flagged passages, at most 1% of each clean source with "
-                     f"a span): the whole flagged passage gives macro span F1 {_f(whole)}"
+                     f"a span): the whole flagged passage gives macro span F1 "
+                     + (_f(whole) if whole is not None else "n/a (more than 1% of a clean source's records would carry "
+                        "a span)")
                      + (f"; the best token-span threshold ({best[0].removeprefix('token spans ')}) {_f(best[1])}"
                         if best else "") + ".")
     lines += ["", "| mode and point | Spearman score vs words, human English | the same, garbled MT | recall on garbled outputs "
