@@ -271,6 +271,12 @@ def measure(det: Detector, sets: dict[str, ScoredSet], val: dict[str, ScoredSet]
         if name == "val_mlqe":
             da = [(r["meta"]["da"], d.score) for r, d in zip(mlqe_rows, preds) if r.get("meta", {}).get("da") is not None]
             row["spearman_da"] = -spearman([x for _, x in da], [v for v, _ in da])
+            by_pair: dict[str, list[tuple[float, float]]] = {}
+            for r, d in zip(mlqe_rows, preds):
+                if r.get("meta", {}).get("da") is not None:
+                    by_pair.setdefault(str(r["doc_id"]).split(":")[1], []).append((r["meta"]["da"], d.score))
+            row["spearman_da_by_pair"] = {k: {"n": len(v), "spearman": -spearman([x for x, _ in v], [y for _, y in v])}
+                                          for k, v in sorted(by_pair.items())}
         out[name] = row
     out["filter_recall"] = filter_recall(garbled_scores(det, val), clean_scores(det, clean))
     out["length"] = length_of(det, val, clean)
@@ -498,6 +504,12 @@ def card_section(m: dict[str, Any], command: str) -> str:
               f"{cas['decisions_changed']:.2%} of decisions differ from reading every passage. MLQE-PE Spearman with "
               f"DA: encoder {_f(enc['val_mlqe'].get('spearman_da'))}, fused {_f(acc['val_mlqe'].get('spearman_da'))}.",
               ""]
+    pairs = acc["val_mlqe"].get("spearman_da_by_pair") or {}
+    if pairs:
+        lines += ["| MLQE-PE pair | n | Spearman with DA, encoder | fused |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['n']} | {_f(enc['val_mlqe']['spearman_da_by_pair'][k]['spearman'])} | "
+                  f"{_f(v['spearman'])} |" for k, v in pairs.items()]
+        lines.append("")
     return "\n".join(lines)
 
 
