@@ -68,24 +68,42 @@ def record_dict(rid: Any, d: Detection) -> dict[str, Any]:
     }
 
 
-def jsonl_line(rid: Any, d: Detection) -> str:
-    return json_line(record_dict(rid, d))
+def with_unit(rec: dict[str, Any], unit: Any) -> dict[str, Any]:
+    """``rec`` (:func:`record_dict`) with where it came from in a structured file (a subtitle cue: ``unit``) and
+    each span's ``line`` and ``column`` in that file (1-based; the column counts characters)."""
+    if unit is None:
+        return rec
+    rec = {**rec, "unit": unit.to_dict()}
+    for s in rec["spans"]:
+        s["line"], s["column"] = unit.position(s["start"])
+    return rec
 
 
-def tsv_line(rid: Any, d: Detection) -> str:
-    """id, score, flagged (0/1), spans, status; tabs, line breaks and backslashes in the id are escaped."""
+def jsonl_line(rid: Any, d: Detection, unit: Any = None) -> str:
+    return json_line(with_unit(record_dict(rid, d), unit))
+
+
+def tsv_line(rid: Any, d: Detection, unit: Any = None) -> str:
+    """id, score, flagged (0/1), spans, status, and for a subtitle cue a sixth column (file:line:column of each
+    span, or of the cue's text when it has none); tabs, line breaks and backslashes in the id are escaped."""
     spans = ";".join(f"{s.start}-{s.end}:{s.score:.4f}" for s in d.spans)
-    return f"{printable(_tsv_field(rid))}\t{d.score:.6f}\t{int(d.flagged)}\t{spans}\t{d.status}"
+    row = f"{printable(_tsv_field(rid))}\t{d.score:.6f}\t{int(d.flagged)}\t{spans}\t{d.status}"
+    if unit is not None:
+        places = [unit.position(s.start) for s in d.spans] or [unit.position(0)]
+        row += "\t" + printable(_tsv_field(";".join(f"{unit.file}:{a}:{b}" for a, b in places)))
+    return row
 
 
 def _tsv_field(v: object) -> str:
     return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def pretty(rid: Any, d: Detection, color: bool) -> str:
+def pretty(rid: Any, d: Detection, color: bool, unit: Any = None) -> str:
     """The verdict, then each flagged or span-carrying passage with its spans highlighted and scored."""
     mark = "FLAGGED" if d.flagged else "ok" if d.status == "scored" else f"not English ({d.language}), not scored"
-    out = [f"{printable(rid)}: {mark} (score {d.score:.3f}, {len(d.spans)} span{'s' if len(d.spans) != 1 else ''})"]
+    where = f" {printable(unit.label())}" if unit is not None else ""
+    out = [f"{printable(rid)}:{where} {mark} (score {d.score:.3f}, {len(d.spans)} span"
+           f"{'s' if len(d.spans) != 1 else ''})"]
     shown = [p for p in d.passages if p.flagged or any(s.start < p.end and p.start < s.end for s in d.spans)]
     for p in shown:
         parts = []
@@ -114,19 +132,21 @@ class Writer:
         self._items: list[dict[str, Any]] = []
         self._report: list[Any] = []
 
-    def write(self, rid: Any, d: Detection, text: str = "") -> None:
+    def write(self, rid: Any, d: Detection, text: str = "", unit: Any = None) -> None:
+        """One result; ``unit`` (a subtitle cue's :class:`detector.subtitles.Unit`) adds where it came from in the
+        file (the HTML report shows it in the record's name)."""
         if self.fmt == "html":
             from ._report import ReportItem
 
-            self._report.append(ReportItem(rid, text, d))
+            self._report.append(ReportItem(rid if unit is None else f"{rid} ({unit.label()})", text, d))
         elif self.fmt == "jsonl":
-            self.out.write(jsonl_line(rid, d) + "\n")
+            self.out.write(jsonl_line(rid, d, unit) + "\n")
         elif self.fmt == "tsv":
-            self.out.write(tsv_line(rid, d) + "\n")
+            self.out.write(tsv_line(rid, d, unit) + "\n")
         elif self.fmt == "json":
-            self._items.append({"id": rid, **d.to_dict()})  # written by close()
+            self._items.append(with_unit({"id": rid, **d.to_dict()}, unit))  # written by close()
         else:
-            self.out.write(pretty(rid, d, self.color) + "\n")
+            self.out.write(pretty(rid, d, self.color, unit) + "\n")
 
     def flush(self) -> None:
         self.out.flush()

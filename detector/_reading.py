@@ -1,7 +1,8 @@
-"""Reading input records for the CLI: plain text, JSON Lines and TSV, streamed, with exact error reports.
+"""Reading input records for the CLI: plain text, JSON Lines, TSV (streamed) and subtitles, with exact error reports.
 
 Input kind: ``--tsv-column`` means TSV; ``--plain`` means one plain-text document; ``--jsonl`` or a ``.jsonl`` file
-name means JSONL; otherwise the content decides: when the first non-blank line is a JSON object holding the text
+name means JSONL; ``--subtitles srt|vtt`` or a ``.srt`` / ``.vtt`` file name means subtitles, one record per cue
+(:mod:`detector.subtitles`); otherwise the content decides: when the first non-blank line is a JSON object holding the text
 field, the input is JSONL, else it is one plain-text document.
 """
 
@@ -35,6 +36,7 @@ class InputRecord:
     id: object
     text: str = ""
     chunks: Iterator[str] | None = field(default=None, repr=False)
+    unit: Any = None  # where the record came from in a structured file (detector.subtitles.Unit), else None
 
 
 @dataclass
@@ -49,7 +51,7 @@ MAX_CHARS = 1_000_000
 
 @dataclass(frozen=True)
 class ReadOptions:
-    kind: str = "auto"  # auto | plain | jsonl | tsv
+    kind: str = "auto"  # auto | plain | jsonl | tsv | srt | vtt
     encoding: str = "utf-8"
     errors: str = "strict"
     text_field: str = "text"
@@ -401,6 +403,11 @@ def read_input(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
     kind = opts.kind
     if kind == "auto" and name.endswith(".jsonl"):
         kind = "jsonl"
+    if kind == "auto" and name.lower().endswith((".srt", ".vtt")):
+        kind = name.lower()[-3:]
+    if kind in ("srt", "vtt"):
+        yield from read_subtitle_file(f, name, kind, opts, stats)
+        return
     if kind == "auto":
         f, kind, note = sniff(f, opts.text_field)
         if kind == "jsonl-no-field":
@@ -421,3 +428,19 @@ def read_input(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
             return
         stats.records += 1
         yield rec
+
+
+def read_subtitle_file(f: IO[bytes], name: str, kind: str, opts: ReadOptions, stats: ReadStats) -> Iterator[InputRecord]:
+    """The cues of an SRT or WebVTT file, one record each (:mod:`detector.subtitles`)."""
+    from .subtitles import read_subtitles
+
+    data = f.read(4 * opts.max_chars + 1)
+    if len(data) > 4 * opts.max_chars:
+        raise InputError(f"{name}: a subtitle file over {4 * opts.max_chars:,} bytes (--max-chars {opts.max_chars:,}): "
+                         "split it")
+    _check_binary(data[:BINARY_SNIFF], name, opts.encoding)
+    text = _decode(data, name, opts.encoding, opts.errors, 0)
+    for cue, body, unit in read_subtitles(text, name, kind):
+        stats.records += 1
+        yield InputRecord(cue, body, unit=unit)
+

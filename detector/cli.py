@@ -37,14 +37,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = ap.add_subparsers(dest="command", required=True)
     sc = sub.add_parser("score", help="score texts (files, or stdin with - or no file)",
-                        description="Score texts. Input kind: --tsv-column, --plain or --jsonl when given; a .jsonl "
-                                    "file is JSONL; otherwise JSONL when the first non-blank line is a JSON object "
-                                    "with the text field, else one plain-text document.")
+                        description="Score texts. Input kind: --tsv-column, --plain, --jsonl or --subtitles when given; a "
+                                    ".jsonl file is JSONL, a .srt or .vtt file subtitles (one record per cue); "
+                                    "otherwise JSONL when the first non-blank line is a JSON object with the text "
+                                    "field, else one plain-text document.")
     sc.add_argument("files", nargs="*", help="input files; '-' or none reads stdin")
     kind = sc.add_mutually_exclusive_group()
     kind.add_argument("--jsonl", action="store_true", help="input is JSON Lines (also detected from the content)")
     kind.add_argument("--plain", action="store_true", help="input is one plain-text document, even if it looks like JSONL")
     kind.add_argument("--tsv-column", type=int, metavar="N", help="input is TSV; column N (1-based) holds the text")
+    kind.add_argument("--subtitles", choices=("srt", "vtt"),
+                      help="input is SRT or WebVTT subtitles whatever its name (one record per cue; the formats extra)")
     sc.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
     sc.add_argument("--format", choices=FORMATS,
                     help="output format (default: pretty on a terminal, jsonl otherwise); html: one self-contained page")
@@ -283,7 +286,8 @@ def _score(a: argparse.Namespace) -> int:
     det = _load(a, a.threads)
     if det is None:
         return EXIT_MODEL
-    kind = "tsv" if a.tsv_column is not None else "jsonl" if a.jsonl else "plain" if a.plain else "auto"
+    kind = ("tsv" if a.tsv_column is not None else "jsonl" if a.jsonl else "plain" if a.plain
+            else a.subtitles or "auto")
     opts = ReadOptions(kind=kind, encoding=a.encoding, errors=a.errors, text_field=a.text_field,
                        tsv_column=a.tsv_column or 1, skip_bad_lines=a.skip_bad_lines, max_chars=a.max_chars)
     stats = ReadStats()
@@ -306,7 +310,7 @@ def _score(a: argparse.Namespace) -> int:
                 if d.language != "en":
                     not_english += 1
                     warn(f"record {r.id}: not English ({d.language}); its passages are not scored")
-                writer.write(r.id, d, r.text)
+                writer.write(r.id, d, r.text, r.unit)
             writer.flush()
     except InputError as e:
         progress.close()
