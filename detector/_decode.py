@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._rules import RULE_PROBABILITY, UNTRANSLATED
+from ._rules import RULE_PROBABILITY, UNTRANSLATED, RuleSpan
 from ._types import NOT_ENGLISH, SCORED, Detection, Passage, RawScores, Settings, Span
 
 _WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'-")
@@ -77,12 +77,8 @@ def rule_passages(raw: RawScores) -> np.ndarray:
     run), and a passage in another language inside a text with English passages (untranslated)."""
     english = raw.english
     hit = ~english if english.any() else np.zeros(english.shape[0], dtype=bool)
-    if raw.rule_spans:
-        starts = raw.passage_offsets[:, 0]
-        for r in raw.rule_spans:
-            i = int(np.searchsorted(starts, r.start, side="right")) - 1
-            if 0 <= i < hit.shape[0] and english[i]:
-                hit[i] = True
+    for i, _ in _english_findings(raw):
+        hit[i] = True
     return hit
 
 
@@ -90,18 +86,21 @@ def rule_spans(raw: RawScores) -> list[Span]:
     """The rules' spans: each finding of an English passage, and every passage in another language inside a text
     with English passages (the whole passage, category untranslated)."""
     text = raw.text
-    english = raw.english
-    out = []
-    starts = raw.passage_offsets[:, 0]
-    for r in raw.rule_spans:
-        i = int(np.searchsorted(starts, r.start, side="right")) - 1
-        if 0 <= i < english.shape[0] and english[i]:
-            out.append(Span(r.start, r.end, text[r.start : r.end], RULE_PROBABILITY, r.category))
-    if english.any():
-        for (s, e), en in zip(raw.passage_offsets.tolist(), english.tolist()):
+    out = [Span(r.start, r.end, text[r.start : r.end], RULE_PROBABILITY, r.category) for _, r in _english_findings(raw)]
+    if raw.english.any():
+        for (s, e), en in zip(raw.passage_offsets.tolist(), raw.english.tolist()):
             if not en:
                 out.append(Span(int(s), int(e), text[int(s) : int(e)], RULE_PROBABILITY, UNTRANSLATED))
     return sorted(out, key=lambda sp: (sp.start, sp.end))
+
+
+def _english_findings(raw: RawScores) -> Iterator[tuple[int, RuleSpan]]:
+    """(passage index, finding) for each rule finding that starts in an English passage."""
+    starts = raw.passage_offsets[:, 0]
+    for r in raw.rule_spans:
+        i = int(np.searchsorted(starts, r.start, side="right")) - 1
+        if 0 <= i < raw.english.shape[0] and raw.english[i]:
+            yield i, r
 
 
 def find_spans(raw: RawScores, probs: np.ndarray, settings: Settings) -> list[Span]:
@@ -216,11 +215,11 @@ def decide(raw: RawScores, settings: Settings, calibration: Calibration, fusion:
     )
     score = float(probs.max()) if probs.size else 0.0
     flagged = any(p.flagged for p in passages)  # a text with no English passage (or none at all) is not flagged
+    spans = find_spans(raw, probs, settings)
     ruled = rule_spans(raw)
-    spans = [sp for sp in find_spans(raw, probs, settings)
-             if not any(sp.start < r.end and r.start < sp.end for r in ruled)] if ruled else find_spans(raw, probs, settings)
-    if ruled:
-        spans = sorted(spans + ruled, key=lambda sp: (sp.start, sp.end))
+    if ruled:  # a rule's finding replaces the network's spans over it
+        spans = sorted([sp for sp in spans if not any(sp.start < r.end and r.start < sp.end for r in ruled)] + ruled,
+                       key=lambda sp: (sp.start, sp.end))
     return Detection(score, flagged, tuple(spans), passages, main_language(language_sizes(passages)),
                      SCORED if english_text else NOT_ENGLISH)
 

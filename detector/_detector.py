@@ -98,7 +98,7 @@ class Detector:
             network = TorchNetwork(_torch_module(folder / weights, config, threads))
         words = WordTable.read(folder / config.word_table) if config.word_table else None
         fusion = Fusion.read(folder) if accurate else None
-        point = fusion.operating_point(operating_point) if fusion is not None else config.operating_point(operating_point)
+        point = (fusion or config).operating_point(operating_point)
         reader = ensure_reader(lm_path, threads=threads, verify=verify) if fusion is not None else None
         if (fusion is not None and reader is not None and fusion.reader_source_sha256
                 and reader.info.source_sha256 != fusion.reader_source_sha256):
@@ -373,12 +373,10 @@ class Detector:
     @property
     def operating_point_names(self) -> tuple[str, ...]:
         """The named decision settings of this mode (``default`` first)."""
-        if self._fusion is not None:
-            return ("default", *(p.name for p in self._fusion.operating_points))
-        return self._config.operating_point_names
+        return (self._fusion or self._config).operating_point_names
 
     def _point(self, name: str) -> Settings:
-        return self._fusion.operating_point(name) if self._fusion is not None else self._config.operating_point(name)
+        return (self._fusion or self._config).operating_point(name)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

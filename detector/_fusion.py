@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import ModelError, SettingsError
-from ._modelfiles import DEFAULT_POINT, OperatingPoint, parse_points, points_json
+from ._modelfiles import DEFAULT_POINT, OperatingPoint, parse_points, point_settings, points_json
 from ._types import RawScores, Settings
 
 #: per-passage encoder features, in column order
@@ -144,14 +144,14 @@ class Fusion:
             lm[read] = self.lm_logits(lm_feats[read])
         return self.alpha * (encoder_logits + self.lm_weight * lm) + self.beta
 
+    @property
+    def operating_point_names(self) -> tuple[str, ...]:
+        """``default`` and the names of the fused mode's other operating points."""
+        return (DEFAULT_POINT, *(p.name for p in self.operating_points))
+
     def operating_point(self, name: str) -> Settings:
-        if name == DEFAULT_POINT:
-            return self.settings
-        for p in self.operating_points:
-            if p.name == name:
-                return p.settings
-        raise ModelError(f"the accurate mode has no operating point {name!r} (it has: "
-                         f"{', '.join((DEFAULT_POINT, *(p.name for p in self.operating_points)))})")
+        """The fused mode's settings of operating point ``name``; a :class:`ModelError` naming the points it has."""
+        return point_settings("the accurate mode", self.settings, self.operating_points, name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FUSION_FORMAT, "reader": self.reader, "reader_source_sha256": self.reader_source_sha256,

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,18 @@ def verify_all(folder: Path) -> str:
     return "ok" if not bad else "mismatch: " + ", ".join(bad)
 
 
+def point_settings(owner: str, default: Settings, points: Sequence[OperatingPoint], name: str) -> Settings:
+    """The settings of operating point ``name`` among ``default`` and ``points`` (a model's or a fused mode's);
+    raises :class:`ModelError` naming ``owner`` and the points it has."""
+    if name == DEFAULT_POINT:
+        return default
+    for p in points:
+        if p.name == name:
+            return p.settings
+    raise ModelError(f"{owner} has no operating point {name!r} "
+                     f"(it has: {', '.join((DEFAULT_POINT, *(p.name for p in points)))})")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The model folder's ``config.json``: the one schema, read by :meth:`from_dict`, written by :meth:`to_dict`."""
@@ -160,13 +173,7 @@ class ModelConfig:
     def operating_point(self, name: str) -> Settings:
         """The decision settings of the operating point ``name`` (``default``: :attr:`settings`); raises
         :class:`ModelError` naming the points this model has."""
-        if name == DEFAULT_POINT:
-            return self.settings
-        for p in self.operating_points:
-            if p.name == name:
-                return p.settings
-        raise ModelError(f"the model {self.name} {self.version} has no operating point {name!r} "
-                         f"(it has: {', '.join(self.operating_point_names)})")
+        return point_settings(f"the model {self.name} {self.version}", self.settings, self.operating_points, name)
 
     @classmethod
     def from_dict(cls, d: Any) -> ModelConfig:

@@ -56,7 +56,7 @@ from detector.evaluation import (
 )
 from detector.network import LM_FEATURES, Fusion, OperatingPoint, ensure_reader, lm_features, write_manifest
 
-from .finalize import load_seed
+from .finalize import by_source, length_of, load_seed
 from .lm_cache import read_cache, sample
 from .search import (
     ScoredSet,
@@ -200,15 +200,6 @@ def decisions(det: Detector, sets: list[ScoredSet]) -> np.ndarray:
     return np.array([sc >= det.threshold for s in sets for sc in record_scores(det, s)])
 
 
-def by_source(clean: ScoredSet) -> dict[str, ScoredSet]:
-    out: dict[str, ScoredSet] = {}
-    for r, x in zip(clean.records, clean.raws):
-        part = out.setdefault(r.source or "?", ScoredSet([], []))
-        part.records.append(r)
-        part.raws.append(x)
-    return out
-
-
 def span_choice(det: Detector, val: dict[str, ScoredSet], clean: dict[str, ScoredSet], seed_raw: RawScores,
                 seed_text: str, gold: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
     """Spans inside flagged passages (gate = the threshold): the network's token spans at the best span threshold
@@ -235,26 +226,6 @@ def span_choice(det: Detector, val: dict[str, ScoredSet], clean: dict[str, Score
     return best[2], report
 
 
-def length_of(det: Detector, val: dict[str, ScoredSet], clean: ScoredSet) -> dict[str, float]:
-    """:func:`training.categories.length_report` on the sample: human English = the English-original val_clean
-    records, garbled = the broad positives of the validation sources."""
-    from .categories import length_report
-
-    scores, words, garbled, human, flagged = [], [], [], [], []
-    for name, s in [*val.items(), ("val_clean", clean)]:
-        for r, x in zip(s.records, s.raws):
-            is_human = name == "val_clean" and r.source in ENGLISH_ORIGINAL
-            is_garbled = name != "val_clean" and r.label in ("strict", "broad")
-            if is_human or is_garbled:
-                d = det.decide(x)
-                scores.append(d.score)
-                words.append(len(r.text.split()))
-                garbled.append(is_garbled)
-                human.append(is_human)
-                flagged.append(d.flagged)
-    return length_report(scores, words, garbled, human, flagged)
-
-
 def measure(det: Detector, sets: dict[str, ScoredSet], val: dict[str, ScoredSet], clean: ScoredSet,
             seed_raw: RawScores, seed_text: str, gold: dict[str, Any], mlqe_rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"settings": det.settings.to_dict()}
@@ -279,7 +250,7 @@ def measure(det: Detector, sets: dict[str, ScoredSet], val: dict[str, ScoredSet]
                                           for k, v in sorted(by_pair.items())}
         out[name] = row
     out["filter_recall"] = filter_recall(garbled_scores(det, val), clean_scores(det, clean))
-    out["length"] = length_of(det, val, clean)
+    out["length"] = length_of(det, {**val, "val_clean": clean})  # human = English-original val_clean
     d = det.decide(seed_raw)
     out["seed_article"] = gold_rule(seed_text, gold, [(s.start, s.end) for s in d.spans])
     fluent = [p for p in d.passages if not any(p.start < g["end"] and g["start"] < p.end for g in gold["spans"])]

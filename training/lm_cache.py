@@ -26,6 +26,8 @@ import numpy as np
 
 from detector.network import LmReader, split_passages
 
+from .records import read_resumable
+
 #: (split file, source, label) -> records drawn for fitting; a label of None takes any non-ambiguous label
 TRAIN_DRAW: tuple[tuple[str, str, str | None, int], ...] = (
     ("train", "wmt20_news", "strict", 1000), ("train", "wmt20_news", "broad", 1000),
@@ -91,17 +93,7 @@ def record_tokens(reader: LmReader, texts: list[str]) -> list[np.ndarray]:
 
 def read_cache(path: Path) -> dict[str, np.ndarray]:
     """{record id: (M, 6) array}; a line cut off by an interrupted run is skipped."""
-    out: dict[str, np.ndarray] = {}
-    if not path.is_file():
-        return out
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            out[d["id"]] = np.array(d["toks"], dtype=np.float64).reshape(-1, 6)
-    return out
+    return {k: np.array(v, dtype=np.float64).reshape(-1, 6) for k, v in read_resumable(path).items()}
 
 
 def _chunks(rows: list[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:

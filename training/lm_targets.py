@@ -33,6 +33,8 @@ import torch
 from detector import ModelError
 from detector.network import LmToken, load_causal_lm, token_stats
 
+from .records import read_resumable
+
 
 def log(msg: str) -> None:
     print(f"[lm {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -65,17 +67,7 @@ def align(offsets: Sequence[tuple[int, int]], lm_toks: Sequence[LmToken]) -> lis
 
 def read_targets(path: Path) -> dict[str, list[LmToken]]:
     """The cache as {record id: LM tokens}; a line cut off by an interrupted run is skipped."""
-    out: dict[str, list[LmToken]] = {}
-    if not path.exists():
-        return out
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            out[d["id"]] = [tuple(x) for x in d["toks"]]  # type: ignore[misc]
-    return out
+    return {k: [tuple(x) for x in v] for k, v in read_resumable(path).items()}  # type: ignore[misc]
 
 
 def fill_cache(records: Iterable[dict], path: Path, score: Any, batch_size: int = 16,

@@ -268,6 +268,22 @@ def spans_from_tags(
     return spans
 
 
+def read_resumable(path: Path) -> dict[str, Any]:
+    """{id: "toks"} of a cache that a resumable run appends JSON lines ``{"id": ..., "toks": ...}`` to; a missing
+    file is empty, a line cut off by an interrupted run is skipped."""
+    out: dict[str, Any] = {}
+    if not path.is_file():
+        return out
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            out[d["id"]] = d["toks"]
+    return out
+
+
 def read_records(path: Path, limit: int = 0, seed: int = 0) -> list[dict[str, Any]]:
     """Corpus records from a JSON-lines split; with ``limit``, a fixed random sample of that many."""
     with open(path, encoding="utf-8") as f:
