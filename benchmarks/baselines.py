@@ -133,9 +133,9 @@ class SurprisalBaseline:
     def __init__(self) -> None:
         import torch
 
-        from training.lm_targets import load_smollm2
+        from detector.network import load_causal_lm
 
-        self.tok, self.model = load_smollm2()
+        self.tok, self.model = load_causal_lm()
         self.torch = torch
         self.a, self.b, self.c = 1.0, 0.1, 0.0  # logistic weights on (mean, peak), fitted by fit()
 

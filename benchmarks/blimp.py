@@ -4,7 +4,7 @@
         [--no-accurate]
 
 BLiMP (``../shared/data/acceptability/blimp``) has 67 paradigms of minimal pairs. A fixed third of the paradigms is
-held back from every fit (:func:`training.acceptability.held_paradigm`); the headline is pair accuracy on those,
+held back from every fit (:func:`corpus.acceptability.held_paradigm`); the headline is pair accuracy on those,
 the share of pairs where the unacceptable sentence scores higher (ties count half; 0.5 = chance). Paradigms a model
 may have been fitted on are reported apart. Scorers: mtdetect's text probability (default mode, and the accurate mode
 when the model has one and SmolLM2 is installed), and SmolLM2-135M surprisal summed over tokens (the usual LM method
@@ -20,8 +20,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from corpus.acceptability import blimp_pairs, held_paradigm
 from detector import Detector
-from training.acceptability import blimp_pairs, held_paradigm
 
 from .baselines import accurate_detector
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}, 2 CPU cores ({round(time.time() - t0)} s). "
         f"{len(pairs)} pairs from {len({p['UID'] for p in pairs})} paradigms; {n_held} of the 67 are held back from "
         "every fit "
-        "(`training.acceptability.held_paradigm`).",
+        "(`corpus.acceptability.held_paradigm`).",
         "",
         "Pair accuracy: the share of pairs where the unacceptable sentence scores higher (ties half; 0.5 = chance).",
         "Rows marked *fit* are paradigms whose other pairs a model may have been trained on.",

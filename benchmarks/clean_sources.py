@@ -5,7 +5,7 @@
 
 test_clean is never used for any choice (thresholds come from the validation sets and val_clean), so these rates
 are an independent check of how often fluent human English is flagged, broken down by where the text comes from.
-``--n`` scores a fixed sample (``training.records.read_records(path, n)``, the sample ``benchmarks.run --n`` takes
+``--n`` scores a fixed sample (``corpus.records.read_records(path, n)``, the sample ``benchmarks.run --n`` takes
 of val_clean); one line per operating point of each model (default, recall, ...); ``--accurate`` scores each model
 in its accurate mode as well (one more line per model).
 """
@@ -16,8 +16,8 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
+from corpus.records import read_records
 from detector import Detector, RawScores
-from training.records import read_records
 
 
 def rates(det: Detector, rows: list[dict], raws: list[RawScores] | None = None) -> str:

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from corpus.records import read_records
 from detector import Detector
-from training.records import read_records
 
-from .throughput import PARAGRAPH, ROOT, log, run_cli
+from .throughput import PARAGRAPH, ROOT, export_onnx, log, run_cli
 
 
 def cut(src: Path, dst: Path, k: int) -> Path:
@@ -33,13 +33,12 @@ def cut(src: Path, dst: Path, k: int) -> Path:
     exported to ONNX."""
     from safetensors.torch import load_file, save_file
 
-    from detector.network import ModelConfig
-    from training.export_onnx import export
+    from detector.network import ModelFolder
 
     shutil.copytree(src, dst)
     for f in ("model.onnx", "model.int8.onnx"):
         (dst / f).unlink(missing_ok=True)
-    cfg = ModelConfig.from_dict(json.loads((src / "config.json").read_text(encoding="utf-8")))
+    cfg = ModelFolder(src).config()
     state = load_file(str(src / "model.safetensors"))
     keep = {name: t for name, t in state.items()
             if not (name.startswith("bert.encoder.layer.") and int(name.split(".")[3]) >= k)}
@@ -48,8 +47,8 @@ def cut(src: Path, dst: Path, k: int) -> Path:
         keep["sense_head.weight"] = keep["sense_head.weight"][:, :h2].contiguous()
     save_file(keep, str(dst / "model.safetensors"))
     cfg = cfg.replace(bert={**cfg.bert, "num_hidden_layers": k}, sense_layers=[], version=f"{cfg.version}-cut{k}")
-    (dst / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n", encoding="utf-8")
-    export(dst)
+    ModelFolder(dst).write_config(cfg)
+    export_onnx(dst)
     return dst
 
 

@@ -5,7 +5,7 @@
 
 MLQE-PE gives every output of five NMT systems into English a direct assessment (DA, 0-100: does the translation
 keep the meaning?) and HTER (the share of words a post-editor changed). The set here is ``val_mlqe_doc``: the
-training outputs of the fifth of each pair's articles that no fit sees (``training.records.mlqe_held_back``), a
+training outputs of the fifth of each pair's articles that no fit sees (``corpus.records.mlqe_held_back``), a
 fixed sample of ``--per-pair`` outputs per pair. Per pair and scorer: Spearman of the score with DA (sign flipped:
 higher = the score rises as meaning is lost) and with HTER; AUROC of meaning-lost outputs (DA < 30) against clean
 MT (HTER 0, DA >= 70) and against clean English (a fixed sample of val_clean). For mtdetect also the share of
@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from corpus.labels import MLQE_PAIRS, mlqe_target
+from corpus.records import read_records
 from detector import Detector
 from detector.evaluation import auroc, spearman
-from training.records import read_records
-from training.sense_head import MLQE_PAIRS, mlqe_target
 
 from .baselines import accurate_detector
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     path = args.corpus / "val_mlqe_doc.jsonl"
     if not path.exists():
-        ap.error(f"{path} is missing: build the corpus first (python -m training.build_corpus)")
+        ap.error(f"{path} is missing: build the corpus first (python -m corpus.build_corpus)")
     t0 = time.time()
     rows = sample_per_pair(read_records(path), args.per_pair)
     clean = read_records(args.corpus / "val_clean.jsonl", args.n_clean, seed=0)

@@ -12,6 +12,7 @@ becomes the default mode if it keeps at least half the encoder-only speed here; 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import random
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from detector import Detector
-from detector.network import FUSION_FILE, write_manifest
+from detector.network import ModelFolder
 
 from .throughput import run_cli
 
@@ -115,10 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         one.write_text(json.dumps({"id": 0, "text": texts[0]}) + "\n")
         every = Path(tmp) / "every-passage"  # the fused mode with the cascade off (cutoff 0)
         shutil.copytree(args.model, every)
-        fusion = json.loads((every / FUSION_FILE).read_text())
-        fusion["cutoff"] = 0.0
-        (every / FUSION_FILE).write_text(json.dumps(fusion))
-        write_manifest(every)
+        folder = ModelFolder(every)
+        folder.write_fusion(dataclasses.replace(folder.fusion(), cutoff=0.0))
         modes: list[tuple[str, Path, list[str]]] = [
             ("encoder (default)", args.model, []), ("fused, cascade (--accurate)", args.model, ["--accurate"]),
             ("fused, every passage read", every, ["--accurate"])]

@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from corpus.records import read_records
 from detector import Detector
 from detector.evaluation import EvalRecord, auroc, pair_metrics, predict, score_records
-from training.records import read_records
 
 from .baselines import accurate_detector
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.run --corpus build/corpus --n 600
 
-Needs the corpus (``python -m training.build_corpus``) and the baseline packages
+Needs the corpus (``python -m corpus.build_corpus``) and the baseline packages
 (``pip install -r benchmarks/requirements.txt``). Every figure in docs/benchmarks.md comes from the last run.
 """
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corpus.records import read_records
 from detector import Detector, RawScores
 from detector.evaluation import EvalRecord, Prediction, evaluate, fmt, gold_rule, jsonable
-from training.records import read_records
 
 from .baselines import Output, choose_span_threshold, choose_threshold, make, spans_at
 

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from corpus.records import read_records
 from detector import Detector
 from detector.evaluation import EvalRecord, evaluate, fmt, gold_rule, predict, score_records
-from training.records import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT.parent / "shared" / "examples"
@@ -55,6 +55,12 @@ def run_cli(args: list[str], stdin_path: Path | None = None) -> dict[str, float]
     if out[0] not in ("0", "1"):  # 1: something was flagged
         raise RuntimeError(f"mtdetect {' '.join(args)} exited {out[0]}")
     return {"wall_s": float(out[1]), "peak_rss_mb": round(int(out[2]) / 1024, 1)}
+
+
+def export_onnx(folder: Path, *args: str) -> None:
+    """Export a model folder's graphs with the pipeline's own command (benchmarks import no training code)."""
+    subprocess.run([sys.executable, "-m", "training.export_onnx", "--model", str(folder), *args], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def backend_args(backend: str, precision: str) -> list[str]:
@@ -182,12 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"date": datetime.date.today().isoformat(), "cores": os.cpu_count(), "limit": a.limit}
     global MODEL
     with tempfile.TemporaryDirectory() as tmp:
-        from training.export_onnx import export
-
         MODEL = Path(tmp) / "model"
         shutil.copytree(Detector.load(language_id=False).path or "", MODEL)
         log("exporting the int8 graph into a copy of the shipped model")
-        export(MODEL, int8=True)
+        export_onnx(MODEL, "--int8")
         res["speed"] = speed(a.corpus, a.n, a.big_mb, Path(tmp))
         res["quality"] = {} if a.skip_quality else quality(a.corpus, a.limit)
     res["minutes"] = (time.time() - t0) / 60

@@ -50,6 +50,7 @@ class TorchNetwork:
     """The reference path: a :class:`SpanDetector` in eager fp32."""
 
     name = "torch"
+    shared = True  # takes windows with several targets (a (B, P, L) ``target``)
 
     def __init__(self, module: Any) -> None:
         self.module = module
@@ -86,6 +87,9 @@ class OnnxNetwork:
         outs = tuple(o.name for o in self.session.get_outputs())
         if set(names) != set(ONNX_INPUTS) or outs != ONNX_OUTPUTS:
             raise ModelError(f"{path} has inputs {names} and outputs {outs}, not {ONNX_INPUTS} and {ONNX_OUTPUTS}")
+        # graphs exported before the shared-window design take one target per window ((B, L)); later ones several
+        rank = {i.name: len(i.shape) for i in self.session.get_inputs()}["target"]
+        self.shared = rank == 3
 
     def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         tok, pas = self.session.run(list(ONNX_OUTPUTS), {k: batch[k] for k in ONNX_INPUTS})

@@ -10,18 +10,20 @@ from typing import Any
 import numpy as np
 
 from ._backend import OnnxNetwork, TorchNetwork, resolve
-from ._collate import collate
+from ._collate import collate, collate_shared
 from ._decode import decide, encoder_probabilities, language_sizes, main_language, passage_probabilities, rule_passages
 from ._errors import ModelError
+from ._folder import ModelFolder
 from ._fusion import FUSION_FILE, LM_FEATURES, Fusion, lm_features
 from ._language import LanguageId
-from ._modelfiles import ModelConfig, default_model_path, read_config, verify_all, verify_manifest
+from ._modelfiles import ModelConfig, default_model_path
 from ._options import LoadOptions
 from ._rarity import WordTable
 from ._reader import LmReader, ensure_reader
 from ._rules import text_rules
-from ._text import build_windows, split_passages, tokenize_passages
+from ._text import split_passages, tokenize_passages
 from ._types import NOT_ENGLISH, SCORED, Detection, Passage, RawScores, Settings, Span
+from ._windows import TextWindows, Window, build_windows, run_windows
 
 #: a streamed document is scored in blocks of about this many characters, cut at paragraph or line breaks
 STREAM_BLOCK_CHARS = 1 << 18
@@ -55,6 +57,9 @@ class Detector:
         self._pad = tokenizer.token_to_id("[PAD]") or 0
         if self._cls is None or self._sep is None:
             raise ModelError("the tokenizer has no [CLS] or [SEP] token")
+        if config.shared_window and not getattr(network, "shared", False):
+            raise ModelError("the model's config shares windows between passages (shared_window), but its ONNX graph "
+                             "takes one passage per window: export it again (python -m training.export_onnx)")
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -78,13 +83,14 @@ class Detector:
             raise ModelError(f"model folder {folder} not found")
         LoadOptions(folder, verify, threads, language_id, backend, precision, accurate,
                     Path(lm_path) if lm_path is not None else None, operating_point)  # the one validation
-        config = read_config(folder)
+        model = ModelFolder(folder)
+        config = model.config()
         kind, weights = resolve(folder, backend, precision)
-        if accurate and not (folder / FUSION_FILE).is_file():
+        if accurate and not model.has_fusion:
             raise ModelError(f"the model in {folder} has no accurate mode ({FUSION_FILE} missing)")
         reads = (("config.json", "tokenizer.json", weights) + ((FUSION_FILE,) if accurate else ())
                  + ((config.word_table,) if config.word_table else ()))
-        checksum = verify_manifest(folder, reads) if verify else "not checked"
+        checksum = model.verify(reads) if verify else "not checked"
         try:
             tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as e:  # noqa: BLE001 - any failure here means a broken tokenizer file
@@ -97,7 +103,7 @@ class Detector:
         else:
             network = TorchNetwork(_torch_module(folder / weights, config, threads))
         words = WordTable.read(folder / config.word_table) if config.word_table else None
-        fusion = Fusion.read(folder) if accurate else None
+        fusion = model.fusion() if accurate else None
         point = (fusion or config).operating_point(operating_point)
         reader = ensure_reader(lm_path, threads=threads, verify=verify) if fusion is not None else None
         if (fusion is not None and reader is not None and fusion.reader_source_sha256
@@ -218,57 +224,38 @@ class Detector:
     def score_raw(self, texts: Sequence[str], batch_size: int = 32, *,
                   progress: Callable[[int], None] | None = None) -> list[RawScores]:
         """Raw network output for each text, in order. Results do not depend on ``batch_size`` or on the other
-        texts: each passage is scored in a window of its own tokens plus up to ``context_tokens`` of its
-        neighbours, and windows are sorted by length before batching. ``progress``, when given, is called after
+        texts: a text's passages are scored in windows built from the text alone (consecutive short passages share a
+        window, with ``context_tokens`` of neighbouring text around them; see :mod:`detector._windows`), and windows
+        are sorted by length before batching. ``progress``, when given, is called after
         each forward pass with the number of characters of passage text it scored."""
         if isinstance(texts, str):
             raise TypeError("score_raw takes a sequence of strings")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         cfg = self._config
+        shared = bool(cfg.shared_window)
         prepared = []
         for t in texts:
             if not isinstance(t, str):
                 raise TypeError(f"expected str, got {type(t).__name__}")
             pieces = split_passages(t)
             toks = tokenize_passages(self._tok, t, pieces)
-            base = np.zeros(len(pieces) + 1, dtype=np.int64)
-            base[1:] = np.cumsum([len(x.ids) for x in toks])
-            n = int(base[-1])
-            prepared.append((t, pieces, toks, base, np.zeros((n, 3), dtype=np.float64),
-                             np.full((len(pieces), len(cfg.passage_outputs)), -np.inf, dtype=np.float64),
-                             build_windows(toks, cfg.max_length, cfg.context_tokens, self._cls, self._sep)))
-        items = [(k, w) for k, p in enumerate(prepared) for w in p[6]]
-        items.sort(key=lambda x: len(x[1].ids))  # length buckets: padding does not change results
-        for b in range(0, len(items), batch_size):
-            chunk = items[b : b + batch_size]
-            tok_logits, pas_logits = self._network(collate([w for _, w in chunk], self._pad))
-            probs = _softmax(tok_logits.astype(np.float64))
-            pas = pas_logits.astype(np.float64)
-            done = 0
-            for i, (k, w) in enumerate(chunk):
-                _, _, toks, base, tprobs, plogits, _ = prepared[k]
-                a, e = w.target
-                start = int(base[w.passage]) + w.token_slice[0]
-                tprobs[start : start + (e - a)] = probs[i, a:e]
-                plogits[w.passage] = np.maximum(plogits[w.passage], pas[i])
-                if progress is not None and e > a:
-                    spans = toks[w.passage].offsets
-                    done += spans[w.token_slice[1] - 1][1] - spans[w.token_slice[0]][0]
-            if progress is not None:
-                progress(done)
+            windows = build_windows(toks, cfg.max_length, cfg.context_tokens, self._cls, self._sep, shared=shared,
+                                    length=cfg.shared_window)
+            prepared.append(TextWindows(t, pieces, toks, windows, len(cfg.passage_outputs)))
+        run_windows(prepared, self._forward, batch_size, progress)
         out: list[RawScores] = []
-        for t, pieces, toks, base, tprobs, plogits, _ in prepared:
+        for tw in prepared:
+            t, pieces = tw.text, tw.pieces
             langs = (tuple(self._language_id.passage_languages([t[p.start : p.end] for p in pieces]))
                      if self._language_id is not None else ())
-            offs = np.array([o for x in toks for o in x.offsets], dtype=np.int64).reshape(-1, 2)
             out.append(RawScores(
                 text=t,
                 passage_offsets=np.array([(p.start, p.end) for p in pieces], dtype=np.int64).reshape(-1, 2),
-                passage_logits=plogits,
-                token_offsets=offs,
-                token_passage=np.repeat(np.arange(len(pieces), dtype=np.int64), np.diff(base)),
-                token_probs=tprobs,
+                passage_logits=tw.passage_logits,
+                token_offsets=tw.token_offsets,
+                token_passage=tw.token_passage,
+                token_probs=tw.token_probs,
                 passage_languages=langs,
                 rule_spans=tuple(text_rules(t, [(p.start, p.end) for p in pieces])),
                 passage_rarity=(np.array([self._words.rarity(t[p.start : p.end]) for p in pieces], dtype=np.float64)
@@ -277,6 +264,17 @@ class Detector:
         if self._reader is not None and self._fusion is not None:
             out = self._read_suspects(out)
         return out
+
+    def _forward(self, windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
+        """One batch of windows: token probabilities (B, L, 3), passage logits (B, P, K). A network that takes one
+        target per window (an ONNX graph exported before the shared-window design) gets per-passage windows only
+        (checked on load)."""
+        if getattr(self._network, "shared", False):
+            tok, pas = self._network(collate_shared(windows, self._pad))
+        else:
+            tok, pas = self._network(collate(windows, self._pad))
+            pas = pas[:, None]
+        return _softmax(tok.astype(np.float64)), pas.astype(np.float64)
 
     def _read_suspects(self, raws: list[RawScores]) -> list[RawScores]:
         """The cascade: the second reader reads each passage whose encoder probability is at least the fusion's
@@ -352,7 +350,7 @@ class Detector:
         checksum = self._checksum
         if checksum == "ok" and self._path is not None:
             try:
-                checksum = verify_all(self._path)
+                checksum = ModelFolder(self._path).verify()
             except ModelError as e:  # the folder changed since it was loaded
                 checksum = f"invalid: {e}"
         return {"name": c.name, "version": c.version, "path": str(self._path) if self._path else None,

@@ -18,6 +18,20 @@ def passage_mean(states: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (states * tmask).sum(1) / tmask.sum(1).clamp(min=1.0)
 
 
+def _target_max(hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Max of ``hidden`` (B, T, H) over each target's tokens (``target`` (B, P, T), disjoint 0/1 masks) as (B, P, H);
+    -1e4 for a target without tokens. A scatter over each token's target number, so memory stays (B, P, H) however
+    many targets share a window."""
+    slot = torch.arange(1, target.shape[1] + 1, device=target.device, dtype=target.dtype)
+    seg = (target * slot.view(1, -1, 1)).sum(1)  # (B, T): the token's target number, 0 for none
+    # the starting value -1e4, shaped (B, P + 1, H) from tensors rather than from sizes (an exported graph then
+    # carries the right shapes): slot 0 gathers the tokens of no target and is dropped
+    fill = torch.matmul(target[:, :, :1].to(hidden.dtype) * 0.0, hidden[:, :1, :]) - 1e4  # (B, P, H)
+    out = torch.cat([fill[:, :1], fill], 1)
+    out = out.scatter_reduce(1, seg.unsqueeze(-1).expand(-1, -1, hidden.shape[2]), hidden, reduce="amax")
+    return out[:, 1:]
+
+
 class SpanDetector(nn.Module):
     """Encoder (BERT or DistilBERT) + shape embeddings (case, spacing, sentence-boundary context) + two heads."""
 
@@ -50,23 +64,30 @@ class SpanDetector(nn.Module):
     def forward(
         self, ids: torch.Tensor, shapes: torch.Tensor, mask: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return token logits (B, T, 3) and passage logits (B, 2), or (B, 3) with the sense head; ``target`` masks
-        the passage tokens."""
+        """Return token logits (B, T, 3) and passage logits. ``target`` masks the passage tokens: (B, T) for one
+        passage per window (passage logits (B, K): K = 2, or 3 with the sense head), or (B, P, T) for up to P passages
+        sharing a window (passage logits (B, P, K), each passage pooled over its own tokens)."""
         words: Any = self.bert.get_input_embeddings()  # type: ignore[operator]
         emb = words(ids) + self.shape_emb(shapes)
         out = self.bert(inputs_embeds=emb, attention_mask=mask, output_hidden_states=bool(self.sense_layers))
         hidden = self.dropout(out.last_hidden_state)
         tok = self.token_head(hidden)
-        tmask = target.unsqueeze(-1).to(hidden.dtype)
-        denom = tmask.sum(1).clamp(min=1.0)
-        mean = passage_mean(hidden, target)
-        mx = hidden.masked_fill(tmask == 0, -1e4).max(1).values
-        flu = torch.softmax(tok, -1)[..., 1].masked_fill(target == 0, 0.0)
-        peak = flu.max(1).values.unsqueeze(-1)
-        avg = (flu.sum(1) / denom.squeeze(-1)).unsqueeze(-1)
+        if target.dim() == 2:
+            return tok, self._passages(hidden, tok, out.hidden_states, target.unsqueeze(1))[:, 0]
+        return tok, self._passages(hidden, tok, out.hidden_states, target)
+
+    def _passages(self, hidden: torch.Tensor, tok: torch.Tensor, layers: Any, target: torch.Tensor) -> torch.Tensor:
+        """Passage logits (B, P, K) for the passage masks ``target`` (B, P, T)."""
+        slots = target.to(hidden.dtype)  # (B, P, T)
+        denom = slots.sum(-1, keepdim=True).clamp(min=1.0)  # (B, P, 1)
+        mean = torch.matmul(slots, hidden) / denom
+        mx = _target_max(hidden, target)
+        flu = torch.softmax(tok, -1)[..., 1].unsqueeze(1) * slots  # (B, P, T)
+        peak = flu.max(-1, keepdim=True).values
+        avg = flu.sum(-1, keepdim=True) / denom
         feats = torch.cat([mean, mx, peak, avg], -1)
         passage = self.passage_head(feats)
         if self.sense_head is not None:
-            pooled = [passage_mean(out.hidden_states[k], target) for k in self.sense_layers]
+            pooled = [torch.matmul(slots, layers[k]) / denom for k in self.sense_layers]
             passage = torch.cat([passage, self.sense_head(torch.cat([feats, *pooled], -1))], -1)
-        return tok, passage
+        return passage

@@ -151,6 +151,9 @@ class ModelConfig:
     # named alternatives to ``settings`` (e.g. "quiet"), each with the rule finalize chose it by: same probabilities,
     # other decisions (:meth:`operating_point`)
     operating_points: tuple[OperatingPoint, ...] = ()
+    # tokens of a window that consecutive short passages share (detector._windows), or 0: one window per passage
+    # (the layout of every model up to 1.8.0, trained that way; a shared layout needs a model trained on it)
+    shared_window: int = 0
 
     def __post_init__(self) -> None:
         cal = tuple(float(x) for x in self.calibration)
@@ -231,9 +234,15 @@ class ModelConfig:
                          _num(cal, "d", "calibration.d") if "d" in cal else 0.0,
                          _num(cal, "e", "calibration.e") if "e" in cal else 0.0),
             settings=settings, bert=dict(bert), sense_head=sense, sense_layers=tuple(layers), word_table=table,
-            operating_points=points,
+            operating_points=points, shared_window=_int(d, "shared_window", 0, 4096) if "shared_window" in d else 0,
         )
+        if cfg.shared_window and cfg.shared_window < cfg.max_length:
+            raise ModelError(f"config.json field 'shared_window' ({cfg.shared_window}) must be 0 or at least "
+                             f"max_length ({cfg.max_length})")
         positions = bert.get("max_position_embeddings")
+        if isinstance(positions, int) and cfg.shared_window > positions:
+            raise ModelError(f"config.json field 'shared_window' ({cfg.shared_window}) exceeds the encoder's "
+                             f"max_position_embeddings ({positions})")
         if isinstance(positions, int) and cfg.max_length > positions:
             raise ModelError(f"config.json field 'max_length' ({cfg.max_length}) exceeds the encoder's "
                              f"max_position_embeddings ({positions})")
@@ -253,6 +262,7 @@ class ModelConfig:
             **({"sense_layers": list(self.sense_layers)} if self.sense_layers else {}),
             **({"word_table": self.word_table} if self.word_table else {}),
             **({"operating_points": points_json(self.operating_points)} if self.operating_points else {}),
+            **({"shared_window": self.shared_window} if self.shared_window else {}),
         }
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -262,7 +272,7 @@ class ModelConfig:
 
 _KEYS = ("name", "version", "base_model", "labels", "passage_outputs", "max_length", "context_tokens", "threshold",
          "span_threshold", "span_gate", "span_score", "calibration", "bert")
-_OPTIONAL = ("sense_layers", "word_table", "operating_points")
+_OPTIONAL = ("sense_layers", "word_table", "operating_points", "shared_window")
 DEFAULT_POINT = "default"
 _POINT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 

@@ -1,4 +1,4 @@
-"""Text handling shared by inference and training: passages, token shapes and context windows.
+"""Text handling shared by inference and training: passages, token shapes and tokens (windows: :mod:`._windows`).
 
 Everything here works on character offsets into the caller's original string, so spans can always be
 sliced back out of it exactly.
@@ -181,65 +181,3 @@ def tokenize_passages(tokenizer, text: str, pieces: Sequence[Piece]) -> list[Tok
         offs = [(a, b) for a, b, _ in pairs]
         out.append(Tokenized(ids, [token_shape(text, a, b) for a, b in offs], offs))
     return out
-
-
-@dataclass
-class Window:
-    """Model input for one target chunk: [CLS] left context, target, right context [SEP]."""
-
-    ids: list[int]
-    shapes: list[int]
-    target: tuple[int, int]  # token positions (in ids) of the target chunk
-    passage: int  # index of the passage this target chunk belongs to
-    token_slice: tuple[int, int]  # which tokens of that passage the target chunk covers
-
-
-def build_windows(
-    toks: Sequence[Tokenized], max_len: int, context: int, cls_id: int, sep_id: int
-) -> list[Window]:
-    """One window per passage (long passages are cut into chunks), with up to ``context`` tokens of
-    neighbouring passages on each side. A passage's window depends only on the passage and its
-    neighbours, never on batching or on where the document was cut."""
-    budget = max_len - 2
-    chunk_len = max(8, budget - 2 * context)
-    windows: list[Window] = []
-    for pi, t in enumerate(toks):
-        n = len(t.ids)
-        starts = list(range(0, max(n, 1), chunk_len)) if n > chunk_len else [0]
-        for s in starts:
-            e = min(n, s + chunk_len) if n > chunk_len else n
-            tgt_ids, tgt_sh = t.ids[s:e], t.shapes[s:e]
-            room = budget - len(tgt_ids)
-            left_n = min(context, room // 2 + room % 2)
-            right_n = min(context, room - left_n)
-            left_ids: list[int] = []
-            left_sh: list[int] = []
-            # left context: the passage's own earlier tokens first, then previous passages (slices bounded by the
-            # context size, so long passages cost linear time)
-            own_l_ids, own_l_sh = t.ids[max(0, s - left_n) : s], t.shapes[max(0, s - left_n) : s]
-            q = pi - 1
-            src_ids, src_sh = own_l_ids, own_l_sh
-            while len(left_ids) < left_n:
-                take = left_n - len(left_ids)
-                if src_ids:
-                    left_ids = src_ids[-take:] + left_ids
-                    left_sh = src_sh[-take:] + left_sh
-                if len(left_ids) >= left_n or q < 0:
-                    break
-                src_ids, src_sh = toks[q].ids, toks[q].shapes
-                q -= 1
-            right_ids: list[int] = list(t.ids[e : e + right_n])
-            right_sh: list[int] = list(t.shapes[e : e + right_n])
-            q = pi + 1
-            while len(right_ids) < right_n and q < len(toks):
-                take = right_n - len(right_ids)
-                right_ids += toks[q].ids[:take]
-                right_sh += toks[q].shapes[:take]
-                q += 1
-            ids = [cls_id] + left_ids + tgt_ids + right_ids + [sep_id]
-            shapes = [0] + left_sh + tgt_sh + right_sh + [0]
-            a = 1 + len(left_ids)
-            windows.append(Window(ids, shapes, (a, a + len(tgt_ids)), pi, (s, e)))
-            if n == 0:
-                break
-    return windows

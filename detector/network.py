@@ -7,7 +7,8 @@ fits.
 """
 
 from ._backend import ONNX_FILES, ONNX_INPUTS, ONNX_OUTPUTS
-from ._collate import WindowLike, collate
+from ._collate import SharedWindowLike, WindowLike, collate, collate_shared
+from ._folder import ModelFolder
 from ._fusion import ENCODER_FEATURES, FUSION_FILE, LM_FEATURES, Fusion, encoder_features, lm_features
 from ._lm import LmToken, load_causal_lm, token_stats
 from ._model import SpanDetector, passage_mean
@@ -23,7 +24,8 @@ from ._reader import (
     lm_weights_folder,
     reader_folder,
 )
-from ._text import N_SHAPES, Piece, Tokenized, Window, build_windows, split_passages, token_shape, tokenize_passages
+from ._text import N_SHAPES, Piece, Tokenized, split_passages, token_shape, tokenize_passages
+from ._windows import Target, TextWindows, Window, build_windows, run_windows
 
 __all__ = [
     "ENCODER_FEATURES",
@@ -51,14 +53,20 @@ __all__ = [
     "ONNX_OUTPUTS",
     "N_SHAPES",
     "ModelConfig",
+    "ModelFolder",
     "OperatingPoint",
     "Piece",
     "SpanDetector",
     "Tokenized",
+    "SharedWindowLike",
+    "Target",
+    "TextWindows",
     "Window",
     "WindowLike",
     "build_windows",
     "collate",
+    "collate_shared",
+    "run_windows",
     "passage_mean",
     "sha256_file",
     "split_passages",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-OUTSIDE = ("training", "benchmarks")
+OUTSIDE = ("training", "benchmarks", "corpus")
 
 
 def _private_uses(path: Path) -> list[str]:
@@ -61,3 +61,31 @@ def test_public_modules_declare_their_names() -> None:
 
     for mod in (detector, detector.evaluation, detector.network):
         assert mod.__all__ and all(hasattr(mod, n) and not n.startswith("_") for n in mod.__all__)
+
+
+#: the packages each top-level package must not import: the pipeline runs corpus -> training -> model, the runtime
+#: stands alone, benchmarks measure through the public runtime and the corpus (they run training steps as commands)
+LAYERS = {
+    "detector": ("corpus", "training", "benchmarks"),
+    "corpus": ("detector", "training", "benchmarks"),
+    "training": ("benchmarks",),
+    "benchmarks": ("training",),
+}
+
+
+def _imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_packages_import_only_along_the_layers(package: str) -> None:
+    found = sorted(f"{p.relative_to(REPO)} imports {name}" for p in sorted((REPO / package).rglob("*.py"))
+                   for name in _imported_packages(p) & set(LAYERS[package]))
+    assert found == []

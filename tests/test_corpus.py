@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from training.build_corpus import assign_splits, dedupe, mlqe_doc_records
-from training.records import CLEAN, STRICT, DropLog, Record, Span, check_span, detokenize
-from training.sources import (
+from corpus.build_corpus import assign_splits, dedupe, mlqe_doc_records
+from corpus.records import CLEAN, STRICT, DropLog, Record, Span, check_span, detokenize
+from corpus.sources import (
     MissingSourceError,
     convert_bio_records,
     convert_mqm_rows,
@@ -18,7 +18,7 @@ from training.sources import (
     load_wmt20,
     read_tsv_rows,
 )
-from training.synth import ARTIFACTS, SynthConfig, generate
+from corpus.synth import ARTIFACTS, SynthConfig, generate
 
 from .conftest import SHARED, require_shared
 

@@ -57,7 +57,7 @@ def test_fit_head_soft_targets_groups_and_pairs() -> None:
 
 def test_acceptability_readers_and_fixed_blimp_holdout() -> None:
     require_shared(SHARED / "data" / "acceptability")
-    from training.acceptability import blimp_pairs, cola_rows, held_paradigm
+    from corpus.acceptability import blimp_pairs, cola_rows, held_paradigm
 
     pairs = blimp_pairs(2)
     uids = sorted({p["UID"] for p in pairs})

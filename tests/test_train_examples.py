@@ -56,3 +56,19 @@ def test_clean_passage_of_synthetic_window(tiny_model_dir: Path, flag: bool, exp
         assert clean_side and all(math.isnan(y) for y in clean_side)
     else:
         assert clean_side and all(y == expected for y in clean_side)
+
+
+@pytest.mark.parametrize("shared", [0, 96], ids=["per-passage", "shared-96"])
+def test_examples_use_the_runtime_window_layout(tiny_model_dir: Path, shared: int) -> None:
+    """With ``shared_window`` an example is the runtime's shared window holding its passage, the target narrowed to
+    that passage; the label codes line up with the window's tokens either way."""
+    b = _builder(tiny_model_dir, shared_window=shared, p_context=1.0)
+    doc = [{**SYNTH, "id": f"s{k}", "synthetic": False} for k in range(3)]
+    lengths = set()
+    for seed in range(30):
+        ex = b.build(doc, 1, random.Random(seed))
+        assert ex is not None and len(ex.codes) == len(ex.ids) <= (shared or 64)
+        a, e = ex.target
+        assert 0 < a < e < len(ex.ids)
+        lengths.add(len(ex.ids))
+    assert max(lengths) > 64 if shared else max(lengths) <= 64

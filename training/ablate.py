@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
+from corpus.records import read_records
 from detector import Detector
 from detector.evaluation import auroc, evaluate, gold_rule
-from detector.network import write_manifest
+from detector.network import ModelFolder
 
 from .finalize import by_source, choose_settings, load_seed
-from .records import read_records
 from .search import ScoredSet, predictions, score_set, span_f1, span_peaks
 
 
@@ -210,8 +210,7 @@ def insert_into_card(model: Path, table: Path) -> None:
     marker = "\n## Limitations"
     section = f"\n## Ablations\n{body}\n"
     text = text.replace(marker, section + marker, 1) if marker in text else text + section
-    card.write_text(text, encoding="utf-8")
-    write_manifest(model)
+    ModelFolder(model).write_text(card.name, text)
     print(f"updated {card}", file=sys.stderr)
 
 

@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from corpus.records import read_records
 from detector import Detector
 from detector.evaluation import evaluate, fmt, gold_rule, jsonable, rates_by_source
-from detector.network import RARITY_CAP, OperatingPoint, write_manifest
+from detector.network import RARITY_CAP, ModelFolder, OperatingPoint
 
-from .records import read_records
 from .search import (
     ScoredSet,
     calibrated_macro,
@@ -49,7 +49,7 @@ REPORT_SETS = [  # (split file, shown name, max records scored)
     ("val_wmt22", "WMT22 QE zh-en dev (tags only: broad labels)", 0),
     ("val_bio", "Bio-MQM dev, 6 source languages (held-back docs)", 0),
     ("val_mlqe", "MLQE-PE dev, 5 source languages (post-edit labels)", 2000),
-    ("val_mlqe_doc", "MLQE-PE train, held-back Wikipedia articles (never fitted; written by training.build_corpus)", 0),
+    ("val_mlqe_doc", "MLQE-PE train, held-back Wikipedia articles (never fitted; written by corpus.build_corpus)", 0),
     ("synth_val", "synthetic artifacts in clean val docs (sanity only)", 1500),
 ]
 #: the labelled sources every choice is made on, each weighing the same
@@ -232,7 +232,7 @@ def scored_sets(det: Detector, corpus: Path, limit: int) -> dict[str, ScoredSet]
             sets[split] = score_set(det, rows)
         else:
             log(f"{p} is missing: {split} is left out of the metrics and the card"
-                + (" (rebuild the corpus: training.build_corpus writes it)" if split == "val_mlqe_doc" else ""))
+                + (" (rebuild the corpus: corpus.build_corpus writes it)" if split == "val_mlqe_doc" else ""))
     clean_rows = read_records(corpus / "val_clean.jsonl", limit)
     log(f"scoring val_clean: {len(clean_rows)} records")
     sets["val_clean"] = score_set(det, clean_rows)
@@ -318,7 +318,7 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
               "sense_head.json", *([config.word_table] if config.word_table else [])):
         if (model_dir / f).exists():
             shutil.copy(model_dir / f, staging / f)
-    (staging / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
+    ModelFolder(staging).write_config(config)
     if (model_dir / "train_history.json").exists():
         history = json.loads((model_dir / "train_history.json").read_text())
     else:  # an already finalized folder (the training run's history is kept in its metrics.json)
@@ -332,9 +332,8 @@ def finalize(model_dir: Path, corpus: Path, out_root: Path, seed_dir: Path, limi
             "length": length, "categories": cats,
             "train_history": history["history"], "train_seconds": history["seconds"], "train_config": history["config"],
             "finalize_seconds": round(time.time() - t0)}
-    (staging / "metrics.json").write_text(json.dumps(jsonable(full), indent=1) + "\n")
-    (staging / "MODEL_CARD.md").write_text(model_card(cfg, full, history["config"]), encoding="utf-8")
-    write_manifest(staging)
+    ModelFolder(staging).write_text("metrics.json", json.dumps(jsonable(full), indent=1) + "\n")
+    ModelFolder(staging).write_text("MODEL_CARD.md", model_card(cfg, full, history["config"]))
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
@@ -387,9 +386,8 @@ def write_card(folder: Path) -> None:
     full = json.loads((folder / "metrics.json").read_text())
     card = folder / "MODEL_CARD.md"
     text = model_card(cfg, full, full["train_config"])
-    card.write_text(keep_accurate_section(card.read_text(encoding="utf-8") if card.is_file() else "", text),
-                    encoding="utf-8")
-    write_manifest(folder)
+    ModelFolder(folder).write_text(card.name, keep_accurate_section(card.read_text(encoding="utf-8")
+                                                                    if card.is_file() else "", text))
 
 
 ACCURATE_HEADING = "## Accurate mode (fusion.json: the second reader)"
@@ -490,7 +488,7 @@ def sense_table(full: dict) -> str:
     groups = ", ".join(f"{k} {v['n']} ({v['positives']} positive)" for k, v in sense["groups"].items())
     acc = sense.get("acceptability")
     extra = ("" if not acc else
-             f"\n\nAcceptability of the sense logit (`training.acceptability`): BLiMP pair accuracy "
+             f"\n\nAcceptability of the sense logit (`corpus.acceptability`): BLiMP pair accuracy "
              f"{_f(acc['blimp_pair_accuracy_held_back'])} on {acc['blimp_pairs_held_back']} pairs of held-back "
              f"paradigms ({_f(acc['blimp_pair_accuracy_fit_paradigms'])} on the others); CoLA AUROC unacceptable vs "
              f"acceptable {_f(acc['cola_in_domain_dev_auroc'])} (in-domain dev), "
@@ -669,7 +667,7 @@ Leave one source out: the same choices made without the source, measured on it.
 ## Training
 
 ```bash
-python -m training.build_corpus --data ../shared/data --out build/corpus
+python -m corpus.build_corpus --data ../shared/data --out build/corpus
 python -m training.train --config training/configs/{train_cfg.get('config_file', 'minilm_shape.yaml')} --out build/models
 {finalize_commands(cfg, full, train_cfg)}
 python -m training.export_onnx --model models/{cfg['name']}
@@ -682,7 +680,7 @@ Seed {train_cfg['seed']}, {train_cfg['epochs']} epochs at most (early stopping o
 {full['train_seconds'] // 60} minutes. Records per epoch (resampled windows and target passages each epoch):
 {', '.join(f'{k} {v}' for k, v in train_cfg['per_epoch'].items())}.
 
-Data (see `training/README.md` for the label policy and `training/CORPUS.md` for counts): WMT20 and WMT21 zh-en
+Data (see `training/README.md` for the label policy and `corpus/CORPUS.md` for counts): WMT20 and WMT21 zh-en
 news MQM (Google; Apache-2.0 annotations), Bio-MQM dev documents (Apache-2.0), fluent MLQE-PE outputs (CC0),
 clean English from GUM (CC-BY/CC-BY-SA genres), Brown (non-commercial use), ABC (no licence stated), State of the
 Union (public domain), newstest2021 English; synthetic artifacts generated over the clean train documents.

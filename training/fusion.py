@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -54,7 +53,7 @@ from detector.evaluation import (
     rates_by_source,
     spearman,
 )
-from detector.network import LM_FEATURES, Fusion, OperatingPoint, ensure_reader, lm_features, write_manifest
+from detector.network import LM_FEATURES, Fusion, OperatingPoint, ensure_reader, lm_features
 
 from .finalize import by_source, length_of, load_seed
 from .lm_cache import read_cache, sample
@@ -380,13 +379,13 @@ def main(argv: list[str] | None = None) -> int:
         args.report.write_text(section + "\n", encoding="utf-8")
     if args.dry_run:
         return 0
-    from detector.network import FUSION_FILE
+    from detector.network import FUSION_FILE, ModelFolder
 
-    (args.model / FUSION_FILE).write_text(json.dumps(fu.to_dict(), indent=1) + "\n", encoding="utf-8")
+    folder = ModelFolder(args.model)
+    folder.write_fusion(fu)
     card = args.model / "MODEL_CARD.md"
     if card.is_file():
-        card.write_text(with_card_section(card.read_text(encoding="utf-8"), section), encoding="utf-8")
-    write_manifest(args.model)
+        folder.write_text(card.name, with_card_section(card.read_text(encoding="utf-8"), section))
     log(f"wrote {args.model / FUSION_FILE} and refreshed SHA256SUMS")
     return 0
 

@@ -20,9 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from corpus.records import CLEAN_SOURCES, read_records
 from detector import Detector
-
-from .records import CLEAN_SOURCES, read_records
 
 
 def log(msg: str) -> None:

@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from corpus.records import read_resumable
 from detector.network import LmReader, split_passages
-
-from .records import read_resumable
 
 #: (split file, source, label) -> records drawn for fitting; a label of None takes any non-ambiguous label
 TRAIN_DRAW: tuple[tuple[str, str, str | None, int], ...] = (

@@ -30,10 +30,11 @@ from typing import Any
 
 import torch
 
+from corpus.records import read_resumable
 from detector import ModelError
 from detector.network import LmToken, load_causal_lm, token_stats
 
-from .records import read_resumable
+from .config import load_config
 
 
 def log(msg: str) -> None:
@@ -128,9 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     if not (args.corpus / "train.jsonl").exists():
-        print(f"error: {args.corpus}/train.jsonl not found; run python -m training.build_corpus first", file=sys.stderr)
+        print(f"error: {args.corpus}/train.jsonl not found; run python -m corpus.build_corpus first", file=sys.stderr)
         return 2
-    from .train import load_config
 
     cfg = load_config(args.config)
     torch.set_num_threads(args.threads)

@@ -9,7 +9,7 @@ mean-pooled passage states of those encoder layers (config ``sense_layers``). Ta
 
 - MLQE-PE training outputs rated as meaning lost (mean DA < 30) are positives; outputs with HTER 0 and DA >= 70 are
   negatives; the middle is left out. Wikipedia articles are split: a fixed fifth of each pair's articles
-  (sha256 of pair + article) is held back and never fitted on (``training.build_corpus`` copies its outputs to
+  (sha256 of pair + article) is held back and never fitted on (``corpus.build_corpus`` copies its outputs to
   ``<corpus>/val_mlqe_doc.jsonl``);
 - clean human English of the training split (abc, brown, gum, sotu, newstest, WMT21 references) as negatives, so
   that clean English stays below garbled MT;
@@ -25,7 +25,7 @@ mean-pooled passage states of those encoder layers (config ``sense_layers``). Ta
   without moving the encoder;
 - optionally (``--cola-weight``) CoLA's training sentences, unacceptable = positive, as a fourth group, and
   (``--blimp-weight``) BLiMP minimal pairs of the paradigms not held back, as a pairwise term: the unacceptable
-  sentence should score above the acceptable one (:mod:`training.acceptability`).
+  sentence should score above the acceptable one (:mod:`corpus.acceptability`).
 
 Each group weighs the same (CoLA: times its weight), and within a group the two classes weigh the same. Features are
 standardised; the standardisation is folded into the head's weights. The encoder and the other heads are unchanged
@@ -47,38 +47,19 @@ from typing import Any
 
 import numpy as np
 
+from corpus.acceptability import blimp_pairs, cola_rows, held_paradigm
+from corpus.labels import MLQE_PAIRS, PE_PAIR_DA, held_back, mlqe_target, soft_target
+from corpus.records import CLEAN_SOURCES, read_records
 from detector import Detector
 from detector.evaluation import auroc, jsonable, spearman
-from detector.network import write_manifest
+from detector.network import ModelFolder
 
-from .acceptability import blimp_pairs, cola_rows, held_paradigm
 from .features import cached_features, with_layers
 from .hard_negatives import read_ids
-from .records import CLEAN_SOURCES, mlqe_held_back, read_records
-
-MLQE_PAIRS = ("ro-en", "et-en", "ne-en", "si-en", "ru-en")
-LOW_DA, HIGH_DA = 30.0, 70.0
-PE_PAIR_DA = 50.0  # MT-vs-post-edit pairs: outputs rated below this ("major mistakes" or worse)
 
 
 def log(msg: str) -> None:
     print(f"[sense {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def held_back(record: dict[str, Any]) -> bool:
-    """The fixed fifth of MLQE-PE articles (per pair) that no fit sees (:func:`training.records.mlqe_held_back`)."""
-    return mlqe_held_back(record["meta"]["pair"], record["meta"]["article"])
-
-
-def mlqe_target(record: dict[str, Any]) -> int | None:
-    """1: meaning lost (DA < 30); 0: clean (HTER 0, DA >= 70); None: in between."""
-    da, hter = record["meta"]["da"], record["meta"]["hter"]
-    return 1 if da < LOW_DA else (0 if hter == 0 and da >= HIGH_DA else None)
-
-
-def soft_target(record: dict[str, Any]) -> float:
-    """DA as a soft target: 1 at DA <= 30 (meaning lost), 0 at DA >= 70, linear in between."""
-    return float(np.clip((HIGH_DA - record["meta"]["da"]) / (HIGH_DA - LOW_DA), 0.0, 1.0))
 
 
 def training_groups(train: list[dict[str, Any]], n_clean: int, n_news: int, seed: int, soft_da: bool = False,
@@ -228,7 +209,6 @@ def write_model(src: Path, out: Path, weights: np.ndarray, bias: float, version:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from detector.network import ModelConfig
 
     if out.exists():
         shutil.rmtree(out)
@@ -240,10 +220,8 @@ def write_model(src: Path, out: Path, weights: np.ndarray, bias: float, version:
     save_file(state, str(out / "model.safetensors"))
     for f in ("model.onnx", "model.int8.onnx"):
         (out / f).unlink(missing_ok=True)  # graphs of the input model: re-export
-    cfg = ModelConfig.from_dict(json.loads((src / "config.json").read_text(encoding="utf-8")))
-    cfg = cfg.replace(sense_head=True, sense_layers=layers, version=version)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n", encoding="utf-8")
-    write_manifest(out)
+    cfg = ModelFolder(src).config().replace(sense_head=True, sense_layers=layers, version=version)
+    ModelFolder(out).write_config(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,8 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.dry_run:
         return 0
     write_model(a.model, a.out, weights, bias, a.version or (det.config.version if a.keep_head else "rc"), layers)
-    (a.out / "sense_head.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n", encoding="utf-8")
-    write_manifest(a.out)
+    ModelFolder(a.out).write_text("sense_head.json", json.dumps(jsonable(summary), indent=1) + "\n")
     log(f"wrote {a.out} in {time.time() - t0:.0f} s")
     return 0
 

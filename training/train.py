@@ -2,7 +2,7 @@
 
     python -m training.train --config training/configs/minilm_shape.yaml
 
-Reads the corpus written by ``python -m training.build_corpus`` and writes ``models/<name>/``.
+Reads the corpus written by ``python -m corpus.build_corpus`` and writes ``models/<name>/``.
 """
 
 from __future__ import annotations
@@ -22,24 +22,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from corpus.labels import PE_PAIR_DA, held_back, soft_target
+from corpus.records import BROAD, CLEAN_SOURCES, STRICT, read_records
 from detector import Detector, Settings
 from detector.network import (
     ModelConfig,
+    ModelFolder,
     SpanDetector,
     Tokenized,
+    Window,
     build_windows,
     collate,
     split_passages,
     tokenize_passages,
-    write_manifest,
 )
 
+from .config import ConfigError, load_config, require_complete
 from .hard_negatives import read_ids
 from .lm_targets import align, read_targets
-from .records import BROAD, CLEAN_SOURCES, STRICT, read_records
-from .sense_head import PE_PAIR_DA, held_back, post_edit_of, soft_target
+from .sense_head import post_edit_of
 
 IGNORE_W = 0
 WEIGHTS = (0.0, 0.3, 1.0)  # weight buckets for token labels; code = cls + 3 * bucket
@@ -87,6 +89,9 @@ class ExampleBuilder:
         self.tok = tok
         self.max_len = cfg["max_length"]
         self.context = cfg["context_tokens"]
+        # issue #34: with ``shared_window`` N > 0, train on the runtime's shared layout (consecutive short passages in
+        # one window of up to N tokens; the example's target is its passage inside that window); 0: one per passage
+        self.shared_window = int(cfg.get("shared_window", 0))
         self.p_context = cfg.get("p_context", 0.7)
         # Synthetic spans are exact, so a passage of a corrupted synthetic window that holds no span is clean.
         # Off in the shipped 1.0.0 config (those passages were ignored, which lets passage scores spill over to
@@ -140,7 +145,7 @@ class ExampleBuilder:
         flu = [s for s in spans if s["category"] == "fluency" and s["severity"] == "major" and r0 <= s["start"] < r1]
         with_span = [i for i in mine if any(s["start"] < pieces[i].end and pieces[i].start < s["end"] for s in flu)]
         pi = rng.choice(with_span) if with_span and rng.random() < 0.75 else rng.choice(mine)
-        wins = [w for w in build_windows(toks, self.max_len, self.context, self.cls, self.sep) if w.passage == pi]
+        wins = self._windows(toks, pi, self.cls, self.sep)
         if not wins:
             return None
         k = rng.randrange(len(wins))
@@ -151,7 +156,7 @@ class ExampleBuilder:
         for t in toks:
             index_toks.append(Tokenized(list(range(n_tok, n_tok + len(t.ids))), [0] * len(t.ids), t.offsets))
             n_tok += len(t.ids)
-        at = [iw for iw in build_windows(index_toks, self.max_len, self.context, -1, -1) if iw.passage == pi][k].ids
+        at = self._windows(index_toks, pi, -1, -1)[k].ids
         offsets = [o for t in toks for o in t.offsets]
         codes = [0 if j < 0 else IGNORE_W if rated_only else token_code(spans, *offsets[j], rlen) for j in at]
         p = pieces[pi]
@@ -184,6 +189,13 @@ class ExampleBuilder:
             nan = (math.nan, math.nan)
             lm = [nan if j < 0 else (vals[j] or nan) for j in at]
         return Example(w.ids, w.shapes, codes, w.target, y, lm)
+
+    def _windows(self, toks: list[Tokenized], pi: int, cls_id: int, sep_id: int) -> list[Window]:
+        """The windows of passage ``pi`` as the runtime builds them, each narrowed to that passage's target."""
+        shared = self.shared_window > 0
+        return [Window(w.ids, w.shapes, (t,))
+                for w in build_windows(toks, self.max_len, self.context, cls_id, sep_id, shared=shared,
+                                       length=self.shared_window) for t in w.targets if t.passage == pi]
 
 
 def sense_target(record: dict) -> float:
@@ -519,6 +531,7 @@ def make_config(cfg: dict, bert_cfg: dict) -> ModelConfig:
         max_length=cfg["max_length"], context_tokens=cfg["context_tokens"], calibration=(1.0, 0.0, 0.0),
         settings=Settings(threshold=0.5, span_threshold=0.5, span_gate=0.0, span_score="fluency"), bert=bert_cfg,
         sense_head=bool(cfg.get("sense_head", False)), sense_layers=tuple(cfg.get("sense_layers", ())),
+        shared_window=int(cfg.get("shared_window", 0)),
     )
 
 
@@ -678,19 +691,10 @@ def export(model: SpanDetector, tok: Any, cfg: dict, bert_cfg: dict, out: Path, 
     for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         if (base / f).exists():
             shutil.copy(base / f, out / f)
-    (out / "config.json").write_text(json.dumps(make_config(cfg, bert_cfg).to_dict(), indent=1) + "\n")
     (out / "train_history.json").write_text(json.dumps({"history": history, "seconds": round(seconds),
                                                         "config": cfg}, indent=1) + "\n")
-    write_manifest(out)
+    ModelFolder(out).write_config(make_config(cfg, bert_cfg))
     log(f"exported to {out} (run `python -m training.finalize --model {out}` to calibrate and write the card)")
-
-
-def load_config(path: Path) -> dict:
-    """A training config. ``extends: OTHER.yaml`` (a path relative to this file) reads that config first and lets
-    this one override its top-level keys, so that a variant states only what it changes."""
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    base = cfg.pop("extends", None)
-    return {**load_config(path.parent / base), **cfg} if base else cfg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -699,10 +703,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=Path("build/corpus"))
     ap.add_argument("--out", type=Path, default=Path("models"))
     args = ap.parse_args(argv)
-    cfg = load_config(args.config)
+    try:
+        cfg = require_complete(load_config(args.config), str(args.config))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     cfg["config_file"] = args.config.name
     if not (args.corpus / "train.jsonl").exists():
-        print(f"error: {args.corpus}/train.jsonl not found; run python -m training.build_corpus first", file=sys.stderr)
+        print(f"error: {args.corpus}/train.jsonl not found; run python -m corpus.build_corpus first", file=sys.stderr)
         return 2
     train(cfg, args.corpus, args.out)
     return 0

@@ -11,13 +11,12 @@ Needs the ``wordfreq`` package (benchmarks/requirements.txt); the runtime reads 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import sys
 from pathlib import Path
 
-from detector.network import ModelConfig, WordTable, write_manifest
+from detector.network import ModelConfig, ModelFolder, WordTable
 
 TABLE_FILE = "word_zipf.json.gz"
 
@@ -32,11 +31,10 @@ def wordfreq_table() -> WordTable:
 
 def add_word_table(folder: Path, table: WordTable, name: str = TABLE_FILE) -> ModelConfig:
     """Write ``table`` into ``folder``, name it in config.json (rarity weight unchanged) and refresh the manifest."""
-    cfg = ModelConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    mf = ModelFolder(folder)
+    cfg = mf.config().replace(word_table=name)
     table.write(folder / name)
-    cfg = cfg.replace(word_table=name)
-    (folder / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n", encoding="utf-8")
-    write_manifest(folder)
+    mf.write_config(cfg)
     return cfg
 
 

@@ -1,8 +1,8 @@
 """Build the training corpus from ../shared/data in one command.
 
-    python -m training.build_corpus --data ../shared/data --out build/corpus
+    python -m corpus.build_corpus --data ../shared/data --out build/corpus
 
-Writes one JSON-lines file per split (canonical records), ``stats.json`` and ``training/CORPUS.md``;
+Writes one JSON-lines file per split (canonical records), ``stats.json`` and ``corpus/CORPUS.md``;
 ``val_mlqe_doc.jsonl`` is a copy of the MLQE-PE training outputs of the held-back Wikipedia articles, the
 document-disjoint MLQE-PE set every report uses (they stay in ``train.jsonl``; no fit reads them).
 """
@@ -65,7 +65,7 @@ def assign_splits(records: list[Record]) -> None:
 
 
 def mlqe_doc_records(train: list[Record]) -> list[Record]:
-    """MLQE-PE training outputs of the held-back articles (:func:`training.records.mlqe_held_back`), in corpus
+    """MLQE-PE training outputs of the held-back articles (:func:`corpus.records.mlqe_held_back`), in corpus
     order: copied to the ``val_mlqe_doc`` split and left in ``train``, where every fit leaves them out."""
     return [r for r in train if r.source == "mlqe_pe" and mlqe_held_back(r.meta["pair"], r.meta["article"])]
 
@@ -127,7 +127,7 @@ def write_markdown(path: Path, rows: list[dict], drops: DropLog, seconds: float,
     lines = [
         "# Corpus statistics",
         "",
-        "Written by `python -m training.build_corpus --data ../shared/data --out build/corpus` "
+        "Written by `python -m corpus.build_corpus --data ../shared/data --out build/corpus` "
         f"({seconds:.0f} s on this machine). Do not edit by hand.",
         "",
         "Labels: strict = at least one major fluency span; broad = major spans, none fluency; clean = no error;"
@@ -141,7 +141,7 @@ def write_markdown(path: Path, rows: list[dict], drops: DropLog, seconds: float,
         lines.append("| " + " | ".join("" if r[c] is None else str(r[c]) for c in cols) + " |")
     articles = {(r.meta["pair"], r.meta["article"]) for r in mlqe_doc}
     lines += ["", f"`{MLQE_DOC_SPLIT}.jsonl`: {len(mlqe_doc)} MLQE-PE training outputs of {len(articles)} held-back "
-              "Wikipedia articles (a fifth of each pair's, `training.records.mlqe_held_back`), copied from the "
+              "Wikipedia articles (a fifth of each pair's, `corpus.records.mlqe_held_back`), copied from the "
               "train rows above, where every fit leaves them out: the document-disjoint MLQE-PE report set."]
     lines += ["", "## Spans located (kept) and rows or spans dropped, per source", "", "| source | what | count |",
               "|---|---|---|"]
