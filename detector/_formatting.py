@@ -10,7 +10,7 @@ from typing import IO, Any
 from ._text import SURROGATE
 from ._types import Detection
 
-FORMATS = ("pretty", "json", "jsonl", "tsv", "html")
+FORMATS = ("pretty", "json", "jsonl", "tsv", "html", "po")
 _RED, _DIM, _RESET = "\033[1;31m", "\033[2m", "\033[0m"
 
 
@@ -74,8 +74,11 @@ def with_unit(rec: dict[str, Any], unit: Any) -> dict[str, Any]:
     if unit is None:
         return rec
     rec = {**rec, "unit": unit.to_dict()}
+    extra = getattr(unit, "span_fields", None)  # e.g. the HTML element a span sits in
     for s in rec["spans"]:
         s["line"], s["column"] = unit.position(s["start"])
+        if extra is not None:
+            s.update(extra(s["start"]))
     return rec
 
 
@@ -125,12 +128,15 @@ class Writer:
     """Writes results in one format as they come; ``json`` and ``html`` collect them into one document written by
     :meth:`close` (``html`` needs the texts and ``info``, the detector's :meth:`~detector.Detector.info`)."""
 
-    def __init__(self, out: IO[str], fmt: str, color: bool = False, info: dict[str, Any] | None = None) -> None:
+    def __init__(self, out: IO[str], fmt: str, color: bool = False, info: dict[str, Any] | None = None,
+                 mark_fuzzy: bool = False) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}")
         self.out, self.fmt, self.color, self.info = out, fmt, color, info or {}
+        self.mark_fuzzy = mark_fuzzy  # po: flagged entries also get the fuzzy flag
         self._items: list[dict[str, Any]] = []
         self._report: list[Any] = []
+        self._po: list[tuple[Any, Detection]] = []
 
     def write(self, rid: Any, d: Detection, text: str = "", unit: Any = None) -> None:
         """One result; ``unit`` (a subtitle cue's :class:`detector.subtitles.Unit`) adds where it came from in the
@@ -138,7 +144,11 @@ class Writer:
         if self.fmt == "html":
             from ._report import ReportItem
 
-            self._report.append(ReportItem(rid if unit is None else f"{rid} ({unit.label()})", text, d))
+            self._report.append(ReportItem(rid if unit is None else f"{rid} ({unit.label()})", text, d, unit))
+        elif self.fmt == "po":
+            if getattr(unit, "catalogue", None) is None:
+                raise ValueError("--format po writes an annotated PO file: the input must be one PO file")
+            self._po.append((unit, d))  # written by close()
         elif self.fmt == "jsonl":
             self.out.write(jsonl_line(rid, d, unit) + "\n")
         elif self.fmt == "tsv":
@@ -158,4 +168,8 @@ class Writer:
             self.out.write(render_page(self._report, self.info))
         if self.fmt == "json":
             self.out.write(json_text(self._items, indent=1) + "\n")
+        if self.fmt == "po":
+            from .localisation import annotate_po
+
+            self.out.write(annotate_po(self._po, self.mark_fuzzy))
         self.out.flush()

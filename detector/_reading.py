@@ -1,9 +1,12 @@
-"""Reading input records for the CLI: plain text, JSON Lines, TSV (streamed) and subtitles, with exact error reports.
+"""Reading input records for the CLI: plain text, JSON Lines, TSV (streamed), subtitles, web pages, Markdown and
+localisation files, with exact error reports.
 
 Input kind: ``--tsv-column`` means TSV; ``--plain`` means one plain-text document; ``--jsonl`` or a ``.jsonl`` file
-name means JSONL; ``--subtitles srt|vtt`` or a ``.srt`` / ``.vtt`` file name means subtitles, one record per cue
-(:mod:`detector.subtitles`); otherwise the content decides: when the first non-blank line is a JSON object holding the text
-field, the input is JSONL, else it is one plain-text document.
+name means JSONL; ``--input-format FORMAT`` (or ``--subtitles srt|vtt``) or the file's extension means a structured
+file (:data:`EXTENSIONS`): subtitles, one record per cue (:mod:`detector.subtitles`); a web page or a Markdown file,
+one record of its prose (:mod:`detector.documents`); a PO or XLIFF file, one record per translated string
+(:mod:`detector.localisation`). Otherwise the content decides: when the first non-blank line is a JSON object holding
+the text field, the input is JSONL, else it is one plain-text document.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 BINARY_SNIFF = 8192
+#: structured formats by file extension (``--input-format`` names them too)
+EXTENSIONS = {".srt": "srt", ".vtt": "vtt", ".html": "html", ".htm": "html", ".xhtml": "html", ".md": "md",
+              ".markdown": "md", ".po": "po", ".pot": "po", ".xlf": "xliff", ".xliff": "xliff"}
+STRUCTURED = ("srt", "vtt", "html", "md", "po", "xliff")
 #: a plain-text input larger than this is scored block by block (library: Detector.detect_stream)
 STREAM_BYTES = 1 << 20
 _SNIFF_LINE = 1 << 16
@@ -403,10 +410,11 @@ def read_input(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
     kind = opts.kind
     if kind == "auto" and name.endswith(".jsonl"):
         kind = "jsonl"
-    if kind == "auto" and name.lower().endswith((".srt", ".vtt")):
-        kind = name.lower()[-3:]
-    if kind in ("srt", "vtt"):
-        yield from read_subtitle_file(f, name, kind, opts, stats)
+    if kind == "auto":
+        dot = name.rfind(".")
+        kind = EXTENSIONS.get(name[dot:].lower(), "auto") if dot > 0 else "auto"
+    if kind in STRUCTURED:
+        yield from read_structured(f, name, kind, opts, stats, warn)
         return
     if kind == "auto":
         f, kind, note = sniff(f, opts.text_field)
@@ -430,17 +438,38 @@ def read_input(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
         yield rec
 
 
-def read_subtitle_file(f: IO[bytes], name: str, kind: str, opts: ReadOptions, stats: ReadStats) -> Iterator[InputRecord]:
-    """The cues of an SRT or WebVTT file, one record each (:mod:`detector.subtitles`)."""
-    from .subtitles import read_subtitles
-
+def read_structured(f: IO[bytes], name: str, kind: str, opts: ReadOptions, stats: ReadStats,
+                    warn: Callable[[str], None]) -> Iterator[InputRecord]:
+    """The records of a structured file, read whole (at most 4 x ``--max-chars`` bytes): the cues of an SRT or
+    WebVTT file, the prose of a web page or Markdown file, the translated strings of a PO or XLIFF file."""
     data = f.read(4 * opts.max_chars + 1)
     if len(data) > 4 * opts.max_chars:
-        raise InputError(f"{name}: a subtitle file over {4 * opts.max_chars:,} bytes (--max-chars {opts.max_chars:,}): "
-                         "split it")
+        raise InputError(f"{name}: a {kind.upper()} file over {4 * opts.max_chars:,} bytes (--max-chars "
+                         f"{opts.max_chars:,}): split it")
     _check_binary(data[:BINARY_SNIFF], name, opts.encoding)
-    text = _decode(data, name, opts.encoding, opts.errors, 0)
-    for cue, body, unit in read_subtitles(text, name, kind):
+    if kind == "xliff":  # XML: the file's own declaration says its encoding
+        from .localisation import read_xliff
+
+        units: Iterator[tuple[Any, str, Any]] = read_xliff(data, name)
+    else:
+        text = _decode(data[3:] if data.startswith(_BOM) and _is_utf8(opts.encoding) else data, name, opts.encoding,
+                       opts.errors, 0)
+        if kind in ("srt", "vtt"):
+            from .subtitles import read_subtitles
+
+            units = read_subtitles(text, name, kind)
+        elif kind == "po":
+            from .localisation import read_po
+
+            units = read_po(text, name)
+        else:
+            from .documents import read_html, read_markdown
+
+            body, unit = read_html(text, name) if kind == "html" else read_markdown(text, name)
+            if not body.strip():
+                warn(f"{name}: no prose found in this {'web page' if kind == 'html' else 'Markdown file'}")
+            units = iter([(name, body, unit)] if body.strip() else [])
+    for rid, body, unit in units:
         stats.records += 1
-        yield InputRecord(cue, body, unit=unit)
+        yield InputRecord(rid, body, unit=unit)
 

@@ -11,6 +11,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from ._text import SURROGATE
 from ._types import Detection
@@ -23,6 +24,7 @@ class ReportItem:
     id: Any
     text: str
     detection: Detection
+    unit: Any = None  # where the record came from in a structured file (subtitles, documents, localisation)
 
 
 def heat(score: float) -> str:
@@ -53,6 +55,7 @@ padding:0 2px;margin-left:2px}
 .legend span{display:inline-block;padding:0 .4rem;margin-right:.2rem;border-radius:2px}
 nav ol{padding-left:1.2rem}textarea{width:100%;min-height:10rem;font:inherit}
 .error{color:#8b0000;font-weight:700}
+.place{font-size:.75rem;margin-left:.3rem;color:#333}
 """
 
 
@@ -62,6 +65,18 @@ def _esc(x: object) -> str:
     if SURROGATE.search(text):
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return html.escape(text, quote=True)
+
+
+def _place_link(unit: Any, offset: int) -> str:
+    """A span's place in its file as ``FILE:LINE:COLUMN``, linking to the file's line (``FILE#LLINE``, the form code
+    viewers understand); no link for stdin."""
+    line, col = unit.position(offset)
+    name = str(unit.file)
+    label = f"{name.rsplit('/', 1)[-1]}:{line}:{col}"
+    if name.startswith("<"):
+        return f'<span class="place">{_esc(label)}</span>'
+    return f'<a class="place" href="{_esc(quote(name))}#L{line}" title="{_esc(f"{name}, line {line}, column {col}")}">' \
+           f'{_esc(label)}</a>'
 
 
 def render_document(item: ReportItem, anchor: str) -> str:
@@ -100,6 +115,8 @@ def render_document(item: ReportItem, anchor: str) -> str:
                          f'data-category="{_esc(s.category)}" style="background:{heat(s.score)}" '
                          f'title="{_esc(f"score {s.score:.2f}, {s.category}")}">{_esc(p.text[a - p.start : b - p.start])}'
                          f'</mark><sup class="score" aria-label="span score">{s.score:.2f}</sup>')
+            if item.unit is not None and a == s.start:
+                parts.append(_place_link(item.unit, s.start))
             q = b
         parts.append(_esc(p.text[q - p.start :]))
         if p.language != "en":

@@ -19,7 +19,7 @@ from ._backend import BACKENDS, PRECISIONS
 from ._errors import SettingsError
 from ._formatting import FORMATS, Writer, printable
 from ._options import MAX_THREADS, SETTING_NAMES, LoadOptions
-from ._reading import MAX_CHARS, InputError, InputRecord, ReadOptions, ReadStats, read_input
+from ._reading import MAX_CHARS, STRUCTURED, InputError, InputRecord, ReadOptions, ReadStats, read_input
 from ._types import SPAN_SCORES
 
 EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -37,10 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = ap.add_subparsers(dest="command", required=True)
     sc = sub.add_parser("score", help="score texts (files, or stdin with - or no file)",
-                        description="Score texts. Input kind: --tsv-column, --plain, --jsonl or --subtitles when given; a "
-                                    ".jsonl file is JSONL, a .srt or .vtt file subtitles (one record per cue); "
-                                    "otherwise JSONL when the first non-blank line is a JSON object with the text "
-                                    "field, else one plain-text document.")
+                        description="Score texts. Input kind: --tsv-column, --plain, --jsonl, --input-format or "
+                                    "--subtitles when given; else by extension: .jsonl is JSONL, .srt/.vtt subtitles "
+                                    "(one record per cue), .html/.htm web pages and .md Markdown (one record of the "
+                                    "file's prose), .po/.pot and .xlf/.xliff localisation files (one record per "
+                                    "translated string); otherwise JSONL when the first non-blank line is a JSON object "
+                                    "with the text field, else one plain-text document.")
     sc.add_argument("files", nargs="*", help="input files; '-' or none reads stdin")
     kind = sc.add_mutually_exclusive_group()
     kind.add_argument("--jsonl", action="store_true", help="input is JSON Lines (also detected from the content)")
@@ -48,9 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     kind.add_argument("--tsv-column", type=int, metavar="N", help="input is TSV; column N (1-based) holds the text")
     kind.add_argument("--subtitles", choices=("srt", "vtt"),
                       help="input is SRT or WebVTT subtitles whatever its name (one record per cue; the formats extra)")
+    kind.add_argument("--input-format", choices=STRUCTURED, metavar="{" + ",".join(STRUCTURED) + "}",
+                      help="input is this structured format whatever its name (the formats extra): srt, vtt "
+                           "(subtitles), html (a web page's main text), md (Markdown prose), po (gettext), xliff")
     sc.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
     sc.add_argument("--format", choices=FORMATS,
-                    help="output format (default: pretty on a terminal, jsonl otherwise); html: one self-contained page")
+                    help="output format (default: pretty on a terminal, jsonl otherwise); html: one self-contained "
+                         "page; po: for one PO input, an annotated copy of it (a '#. mtdetect:' comment on each "
+                         "flagged entry; the input is never written)")
+    sc.add_argument("--mark-fuzzy", action="store_true",
+                    help="with --format po: also mark flagged entries fuzzy")
     _add_settings(sc)
     sc.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     _add_model(sc)
@@ -202,6 +211,14 @@ def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         ap.error("--bootstrap and --limit must be at least 0")
     if getattr(a, "tsv_column", None) is not None and a.tsv_column < 1:
         ap.error("--tsv-column is 1-based and must be at least 1")
+    if a.command == "score" and (a.format == "po" or a.mark_fuzzy):
+        po = a.input_format == "po" or (a.input_format is None and not (a.jsonl or a.plain or a.subtitles)
+                                       and a.tsv_column is None and len(a.files) == 1
+                                       and a.files[0].lower().endswith((".po", ".pot")))
+        if a.format != "po":
+            ap.error("--mark-fuzzy goes with --format po")
+        if len(a.files) > 1 or not po:
+            ap.error("--format po annotates one PO file: give one .po file (or --input-format po)")
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -287,14 +304,14 @@ def _score(a: argparse.Namespace) -> int:
     if det is None:
         return EXIT_MODEL
     kind = ("tsv" if a.tsv_column is not None else "jsonl" if a.jsonl else "plain" if a.plain
-            else a.subtitles or "auto")
+            else a.subtitles or a.input_format or "auto")
     opts = ReadOptions(kind=kind, encoding=a.encoding, errors=a.errors, text_field=a.text_field,
                        tsv_column=a.tsv_column or 1, skip_bad_lines=a.skip_bad_lines, max_chars=a.max_chars)
     stats = ReadStats()
     any_flag = False
     not_english = 0
     color = fmt == "pretty" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    writer = Writer(sys.stdout, fmt, color, det.info())
+    writer = Writer(sys.stdout, fmt, color, det.info(), mark_fuzzy=a.mark_fuzzy)
     progress = _progress(not quiet and sys.stderr.isatty(), " chars")  # characters of passage text scored
     if not quiet and (not a.files or "-" in a.files) and sys.stdin.isatty():
         _err("reading text from the terminal: end it with Ctrl-D (or pass a file)")
