@@ -26,3 +26,11 @@ def mlqe_target(record: dict[str, Any]) -> int | None:
 def soft_target(record: dict[str, Any]) -> float:
     """DA as a soft target: 1 at DA <= 30 (meaning lost), 0 at DA >= 70, linear in between."""
     return min(1.0, max(0.0, (HIGH_DA - record["meta"]["da"]) / (HIGH_DA - LOW_DA)))
+
+
+def post_edit_of(record: dict[str, Any]) -> str | None:
+    """The human post-edit of an MLQE-PE training output of an article not held back, where it differs from the
+    output (else None): the one rule for which outputs stand against their post-edits, in the sense head's fit and
+    in training."""
+    pe = record["meta"].get("pe") if record["source"] == "mlqe_pe" else None
+    return pe if pe and pe != record["text"] and not held_back(record) else None

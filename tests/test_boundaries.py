@@ -89,3 +89,58 @@ def test_packages_import_only_along_the_layers(package: str) -> None:
     found = sorted(f"{p.relative_to(REPO)} imports {name}" for p in sorted((REPO / package).rglob("*.py"))
                    for name in _imported_packages(p) & set(LAYERS[package]))
     assert found == []
+
+
+def _relative_imports(path: Path) -> tuple[set[str], list[int]]:
+    """The sibling modules a training module imports at its top, and the lines of imports made inside functions."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    top = {node.module.split(".")[0] for node in tree.body
+           if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
+    nested = [node.lineno for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+              for node in ast.walk(fn) if isinstance(node, ast.ImportFrom) and node.level >= 1]
+    return top, nested
+
+
+def test_training_steps_import_without_loops() -> None:
+    """training/: no module imports a sibling inside a function (which would hide a loop), and the imports between
+    its modules form no cycle."""
+    graph: dict[str, set[str]] = {}
+    nested: list[str] = []
+    for p in sorted((REPO / "training").glob("*.py")):
+        top, inner = _relative_imports(p)
+        graph[p.stem] = top
+        nested += [f"{p.name}:{n}" for n in inner]
+    assert nested == []
+    seen: dict[str, int] = {}  # 1 on the current path, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        seen[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            assert seen.get(nxt) != 1, f"import loop: {' -> '.join([*path, node, nxt])}"
+            if nxt not in seen:
+                visit(nxt, [*path, node])
+        seen[node] = 2
+
+    for node in sorted(graph):
+        if node not in seen:
+            visit(node, [])
+
+
+#: detector's faces: how people and programs reach the core (commands, input files, output formats, the report,
+#: the server, corpus jobs, the datatrove filter); everything else in detector/ is the core, which imports no face
+FACES = {"cli", "_reading", "_formatting", "_report", "_serve", "_corpus", "_ray_engine", "subtitles", "documents",
+         "localisation", "_places", "datatrove_filter", "__main__"}
+
+
+def test_the_core_imports_no_face() -> None:
+    found = []
+    for p in sorted((REPO / "detector").glob("*.py")):
+        if p.stem in FACES or p.stem == "__init__":
+            continue
+        tree = ast.parse(p.read_text(encoding="utf-8"), str(p))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                found += [f"{p.name}:{node.lineno} imports {n}" for n in names if n and n.split(".")[0] in FACES]
+    assert found == []
+    assert {p.stem for p in (REPO / "detector").glob("*.py")} >= FACES - {"__main__"}  # the list names real modules

@@ -20,7 +20,7 @@ pytest.importorskip("lxml")
 pytest.importorskip("markdown_it")
 
 from detector.documents import read_html, read_markdown  # noqa: E402
-from detector.localisation import annotate_po, read_po, read_xliff  # noqa: E402
+from detector.localisation import read_po, read_xliff  # noqa: E402
 
 EXAMPLES = REPO / "examples"
 

@@ -76,8 +76,9 @@ def test_fill_cache_is_resumable_and_skips_a_cut_off_line(tmp_path: Path) -> Non
 
 
 def test_examples_carry_lm_targets_on_their_window_tokens(tiny_detector: Detector) -> None:
+    from training.examples import ExampleBuilder
     from training.lm_targets import align
-    from training.train import ExampleBuilder, collate_examples
+    from training.losses import collate_examples
 
     text = "The river is not calm as a teacher."
     rec = {"id": "m1", "text": text, "label": "clean", "source": "brown", "spans": [], "doc_id": "d", "seg": 0,
@@ -110,7 +111,8 @@ def test_examples_carry_lm_targets_on_their_window_tokens(tiny_detector: Detecto
 def test_the_lm_probe_trains_the_encoder_only_where_targets_exist(tmp_path: Path) -> None:
     import torch
 
-    from training.train import ExampleBuilder, LmProbe, batch_loss, collate_examples
+    from training.examples import ExampleBuilder
+    from training.losses import LmProbe, batch_loss, collate_examples
 
     from .conftest import build_tiny_model
 
@@ -141,7 +143,7 @@ def test_the_lm_probe_trains_the_encoder_only_where_targets_exist(tmp_path: Path
 
 def test_pool_records_are_the_records_training_draws(tmp_path: Path) -> None:
     from training.lm_targets import pool_records
-    from training.train import training_pools
+    from training.pools import training_pools
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

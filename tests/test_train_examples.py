@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("yaml")  # training extras
 
-from training.train import WEIGHTS, ExampleBuilder, token_code  # noqa: E402
+from training.examples import WEIGHTS, ExampleBuilder, token_code  # noqa: E402
 
 
 def _span(s: int, e: int, cat: str = "fluency", sev: str = "major") -> dict:

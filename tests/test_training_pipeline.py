@@ -147,7 +147,7 @@ def test_flag_threshold_holds_a_budget_per_clean_set(tiny_detector: Detector, se
 def test_pools_per_clean_source_and_hard_negatives(tmp_path: Path) -> None:
     """clean_by_source: a pool per clean English source with its own size; hard_negatives: the records the mined
     file names form a pool of their own on top (only clean English), in their documents."""
-    from training.train import documents, load_pools
+    from training.pools import documents, load_pools
 
     recs = [{**r, "source": src, "doc_id": f"{src}{r['doc_id']}", "id": f"{src}-{r['id']}"}
             for src in ("brown", "gum") for r in _records(6, 3, clean_only=True)] + _records(6, 4)
@@ -169,7 +169,7 @@ def test_pools_per_clean_source_and_hard_negatives(tmp_path: Path) -> None:
 def test_clean_length_match_draws_clean_english_at_the_garbled_mt_lengths() -> None:
     """clean_length_match: the clean English drawn per epoch follows the word counts of the garbled MT records, not
     its own (mostly short) ones; a run without it draws as before."""
-    from training.train import documents, load_pools
+    from training.pools import documents, load_pools
 
     def rec(src: str, i: int, words: int, label: str) -> dict:
         return {"id": f"{src}{i}", "source": src, "doc_id": f"{src}{i}", "system": "", "seg": 0, "synthetic": False,
@@ -220,7 +220,8 @@ def test_choose_thresholds_reports_an_unmet_constraint(tiny_detector: Detector, 
 
 def test_collate_examples_extends_the_runtime_collation() -> None:
     from detector.network import collate
-    from training.train import Example, collate_examples
+    from training.examples import Example
+    from training.losses import collate_examples
 
     ex = [Example([2, 5, 6, 3], [0, 1, 2, 0], [6, 7, 8, 6], (1, 3), (1.0, math.nan)),
           Example([2, 5, 3], [0, 1, 0], [6, 4, 6], (1, 2), (0.0, 0.0))]
@@ -257,7 +258,8 @@ def test_finalize_writes_a_loadable_model_folder(tiny_model_dir: Path, tmp_path:
     the grid's; rewriting the card keeps the accurate-mode section. The default settings follow the quiet rule and
     the macro rule's are the recall point; without the seed article (a clone without ../shared) it still runs."""
     from detector.network import WordTable, write_manifest
-    from training.finalize import ACCURATE_HEADING, finalize, write_card
+    from training.card import ACCURATE_HEADING, write_card
+    from training.finalize import finalize
     from training.search import RATIO_E
     from training.word_table import add_word_table
 
@@ -352,7 +354,7 @@ def _mlqe(da: float, hter: float, label: str) -> dict:
     pytest.param({**_mlqe(12.0, 0.8, "ambiguous"), "post_edit": True}, math.nan, id="post-edit-pair-only"),
 ])
 def test_sense_target(record: dict, expected: float) -> None:
-    from training.train import sense_target
+    from training.examples import sense_target
 
     got = sense_target(record)
     assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
@@ -361,7 +363,8 @@ def test_sense_target(record: dict, expected: float) -> None:
 def test_rated_mlqe_outputs_train_only_the_sense_output(tiny_detector: Detector) -> None:
     """A DA-rated MLQE-PE output that is not clean: no token targets (weight 0), no garbled/any-major target,
     its DA as the sense target; a clean MLQE-PE output keeps its usual targets."""
-    from training.train import ExampleBuilder, collate_examples
+    from training.examples import ExampleBuilder
+    from training.losses import collate_examples
 
     cfg = {"max_length": 48, "context_tokens": 8, "sense_head": True}
     b = ExampleBuilder(tiny_detector.tokenizer, cfg)
@@ -381,7 +384,8 @@ def test_batch_loss_trains_the_sense_output(tmp_path: Path) -> None:
     """With three targets the sense logit gets a gradient; with two (sense targets off) it gets none."""
     import torch
 
-    from training.train import ExampleBuilder, batch_loss, collate_examples
+    from training.examples import ExampleBuilder
+    from training.losses import batch_loss, collate_examples
 
     from .conftest import build_tiny_model
 
@@ -411,14 +415,14 @@ def test_batch_loss_trains_the_sense_output(tmp_path: Path) -> None:
 def test_model_card_commands_are_the_ones_run(sense: dict | None, expected: list[str]) -> None:
     """The card's commands between training and export: the recorded sense-head command and a finalize of its
     output, under the shipped name and version."""
-    from training.finalize import finalize_commands
+    from training.card import finalize_commands
 
     got = finalize_commands({"name": "m", "version": "2.0"}, {"sense_head": sense}, {"name": "run"})
     assert got.splitlines() == expected
 
 
 def test_model_card_commands_put_the_word_table_between_sense_head_and_finalize() -> None:
-    from training.finalize import finalize_commands
+    from training.card import finalize_commands
 
     sense = {"command": "python -m training.sense_head --model build/models/run --out build/x"}
     got = finalize_commands({"name": "m", "version": "2.0", "word_table": "w.json.gz"}, {"sense_head": sense},
@@ -431,7 +435,8 @@ def test_model_card_commands_put_the_word_table_between_sense_head_and_finalize(
 def test_model_card_command_carries_the_clean_rules() -> None:
     """Non-default clean-English rules recorded in metrics.json come back as finalize options, so the card's command
     reproduces the shipped thresholds; finalize's parser accepts them."""
-    from training.finalize import finalize_commands, main
+    from training.card import finalize_commands
+    from training.finalize import main
 
     th = {"clean_rule": "per-source", "max_flag": 0.01, "max_span": 0.01, "clean_unbound": ["wmt21_ref_a"]}
     got = finalize_commands({"name": "m", "version": "2.0"}, {"sense_head": None, "thresholds": th}, {"name": "run"})
@@ -461,8 +466,9 @@ def test_clean_budgets_bind_the_chosen_sources(rule: str, unbound: tuple[str, ..
 def test_post_edit_pairs_from_the_corpus(tmp_path: Path) -> None:
     """MT-vs-post-edit pairs: damaged outputs (DA < 50) of articles not held back, against their own post-edit,
     which carries no target of its own."""
+    from training.examples import sense_target
+    from training.pools import load_post_edit_pairs
     from training.sense_head import held_back
-    from training.train import load_post_edit_pairs, sense_target
 
     recs = [{**_mlqe(float(da), 0.5, "broad"), "id": f"m{i}", "meta": {"pair": "ro-en", "article": f"art{i}",
              "da": float(da), "hter": 0.5, "pe": f"Repaired sentence {i}."}} for i, da in enumerate(range(5, 100, 3))]
@@ -481,7 +487,8 @@ def test_pair_loss_ranks_post_edits_on_the_any_major_and_sense_outputs() -> None
     """An MT-vs-post-edit pair is ranked on the any-major and sense outputs, never on the garbled one."""
     import torch
 
-    from training.train import PE_KIND, pair_loss
+    from training.losses import pair_loss
+    from training.pools import PE_KIND
 
     lo = torch.zeros((1, 3))
     for col in range(3):
@@ -524,7 +531,7 @@ def test_freeze_layers_leaves_the_lower_encoder_unchanged(tiny_model_dir: Path, 
 def test_broad_records_garbled_target(tiny_detector: Detector, ignore_broad: bool, expected: float | None) -> None:
     """A record whose only major error is an accuracy error: its passage is clean for the garbled output by default,
     left out with ignore_broad; its any-major target is 1 either way, and a clean record stays 0 / 0."""
-    from training.train import ExampleBuilder
+    from training.examples import ExampleBuilder
 
     text = "The patient was given the drug twice a day for a week."
     acc = {"start": 4, "end": 11, "category": "accuracy", "severity": "major"}
@@ -540,7 +547,7 @@ def test_broad_records_garbled_target(tiny_detector: Detector, ignore_broad: boo
 
 def test_config_extends_another(tmp_path: Path) -> None:
     """extends: the named config (relative to the file) is read first; the variant overrides its top-level keys."""
-    from training.train import load_config
+    from training.config import load_config
 
     (tmp_path / "base.yaml").write_text("name: base\nseed: 1\nper_epoch:\n  brown: 5\n")
     (tmp_path / "variant.yaml").write_text("extends: base.yaml\nname: variant\nfreeze_layers: 4\n")

@@ -35,6 +35,7 @@ from detector import ModelError
 from detector.network import LmToken, load_causal_lm, token_stats
 
 from .config import load_config
+from .pools import training_pools
 
 
 def log(msg: str) -> None:
@@ -110,7 +111,6 @@ def fill_cache(records: Iterable[dict], path: Path, score: Any, batch_size: int 
 
 def pool_records(cfg: dict, corpus: Path) -> list[dict]:
     """The records that a training run of ``cfg`` draws as targets, in a fixed shuffled order (seed: the config's)."""
-    from .train import training_pools
 
     _records, _docs, pools, _rng = training_pools(cfg, corpus)
     recs = [g[i] for items in pools.values() for g, i in items]

@@ -19,6 +19,22 @@ import numpy as np
 from detector import Detector, RawScores
 from detector.evaluation import EvalRecord, Prediction, char_counts, gold_rule, predict
 
+# what finalize chooses on and reports (its card says so)
+REPORT_SETS = [  # (split file, shown name, max records scored)
+    ("val_news", "WMT21 news zh-en (held-back docs)", 0),
+    ("val_ted", "WMT21 TED zh-en (out of domain)", 0),
+    ("val_wmt22", "WMT22 QE zh-en dev (tags only: broad labels)", 0),
+    ("val_bio", "Bio-MQM dev, 6 source languages (held-back docs)", 0),
+    ("val_mlqe", "MLQE-PE dev, 5 source languages (post-edit labels)", 2000),
+    ("val_mlqe_doc", "MLQE-PE train, held-back Wikipedia articles (never fitted; written by corpus.build_corpus)", 0),
+    ("synth_val", "synthetic artifacts in clean val docs (sanity only)", 1500),
+]
+#: the labelled sources every choice is made on, each weighing the same
+CHOICE_SETS = ("val_news", "val_ted", "val_wmt22", "val_bio", "val_mlqe")
+SEARCH_CAP = 800  # records per source in the span search (evenly spaced); every record is measured afterwards
+QUIET_MAX_RATE = 0.01  # the quiet operating point: at most this share of each bound clean source flagged
+QUIET_UNBOUND = ("wmt21_ref_a",)  # measured, not bound: a human translation (translationese), not English-original
+
 
 @dataclass
 class ScoredSet:

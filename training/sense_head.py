@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from corpus.acceptability import blimp_pairs, cola_rows, held_paradigm
-from corpus.labels import MLQE_PAIRS, PE_PAIR_DA, held_back, mlqe_target, soft_target
+from corpus.labels import MLQE_PAIRS, PE_PAIR_DA, held_back, mlqe_target, post_edit_of, soft_target
 from corpus.records import CLEAN_SOURCES, read_records
 from detector import Detector
 from detector.evaluation import auroc, jsonable, spearman
@@ -97,13 +97,6 @@ def post_edit_pool(train: list[dict[str, Any]], n: int, seed: int) -> list[dict[
     :data:`PE_PAIR_DA` the MT-vs-post-edit pairs."""
     pool = [r for r in train if post_edit_of(r)]
     return random.Random(seed).sample(pool, min(n, len(pool)))
-
-
-def post_edit_of(record: dict[str, Any]) -> str | None:
-    """The human post-edit of an MLQE-PE training output of an article not held back, where it differs from the
-    output (else None): the one rule for which outputs stand against their post-edits, here and in training."""
-    pe = record["meta"].get("pe") if record["source"] == "mlqe_pe" else None
-    return pe if pe and pe != record["text"] and not held_back(record) else None
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, group: np.ndarray, l2: float, group_weight: dict[int, float] | None = None,

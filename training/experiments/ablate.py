@@ -1,6 +1,6 @@
 """Inference-time ablations of an exported model, plus the training runs compared, as a markdown table.
 
-    python -m training.ablate --model models/mtdetect-minilm-shape --out training/ABLATION.md
+    python -m training.experiments.ablate --model models/mtdetect-minilm-shape --out training/ABLATION.md
 
 Inference-time variants show what the trained model relies on (they are not retrained models):
 case/shape input zeroed, no neighbouring context, spans from fluency+accuracy probability.
@@ -22,8 +22,8 @@ from detector import Detector
 from detector.evaluation import auroc, evaluate, gold_rule
 from detector.network import ModelFolder
 
-from .finalize import by_source, choose_settings, load_seed
-from .search import ScoredSet, predictions, score_set, span_f1, span_peaks
+from ..finalize import by_source, choose_settings, load_seed
+from ..search import ScoredSet, predictions, score_set, span_f1, span_peaks
 
 
 def run_variant(det: Detector, news: list[dict], clean: list[dict], mode: str) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Ablations",
         "",
-        f"Written by `python -m training.ablate --model {args.model}` ({round(time.time() - t0)} s). val_news "
+        f"Written by `python -m training.experiments.ablate --model {args.model}` ({round(time.time() - t0)} s). val_news "
         f"({len(news)} records) and {len(clean)} val_clean records; span threshold {span_thr} unless stated,"
         f" span gate {base.span_gate} (spans only inside passages scored at least that);"
         " `span_f1_2pct_clean` re-picks the span threshold so that 2% of the clean records carry a span.",

