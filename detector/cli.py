@@ -17,9 +17,9 @@ from typing import IO, Any
 
 from ._backend import BACKENDS, PRECISIONS
 from ._errors import SettingsError
-from ._formatting import FORMATS, Writer, printable
+from ._faces.formatting import FORMATS, Writer, printable
+from ._faces.reading import MAX_CHARS, STRUCTURED, InputError, InputRecord, ReadOptions, ReadStats, read_input
 from ._options import MAX_THREADS, SETTING_NAMES, LoadOptions
-from ._reading import MAX_CHARS, STRUCTURED, InputError, InputRecord, ReadOptions, ReadStats, read_input
 from ._types import SPAN_SCORES
 
 EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -376,7 +376,7 @@ def _info(a: argparse.Namespace) -> int:
 
 
 def _score_corpus(a: argparse.Namespace) -> int:
-    from ._corpus import CorpusError, CorpusOptions, clean_stale, find_shards, process_shard
+    from ._faces.corpus_jobs import CorpusError, CorpusOptions, clean_stale, find_shards, process_shard
 
     try:
         shards = find_shards(a.input)
@@ -394,7 +394,7 @@ def _score_corpus(a: argparse.Namespace) -> int:
     opts = CorpusOptions(text_field=a.text_field, filter=a.filter, batch_size=a.batch_size, max_chars=a.max_chars)
     if a.engine == "ray":
         try:
-            from ._ray_engine import run_ray
+            from ._faces.ray_engine import run_ray
         except ImportError as e:
             _err(f"error: --engine ray needs the ray extra (pip install 'mtdetect[ray]'): {e}")
             return EXIT_USAGE
@@ -440,7 +440,7 @@ def _serve(a: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ._serve import allowed_hosts, create_app
+        from ._faces.serve import allowed_hosts, create_app
     except ImportError as e:
         _err(f"error: mtdetect serve needs the serve extra (pip install 'mtdetect[serve]'): {e}")
         return EXIT_USAGE

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
-from ._places import file_position, line_starts
-from ._reading import InputError
+from ._faces.places import file_position, line_starts
+from ._faces.reading import InputError
 
 __all__ = ["FORMATS", "Unit", "read_html", "read_markdown"]
 

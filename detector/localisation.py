@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._places import file_position, line_starts, runs
-from ._reading import InputError
+from ._faces.places import file_position, line_starts, runs
+from ._faces.reading import InputError
 
 __all__ = ["FORMATS", "Unit", "annotate_po", "read_po", "read_xliff"]
 

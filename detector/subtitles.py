@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ._reading import InputError
+from ._faces.reading import InputError
 
 __all__ = ["FORMATS", "TAG", "Unit", "read_subtitles"]
 

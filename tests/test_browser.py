@@ -67,7 +67,7 @@ def _check_page(browser: Any, must: list[str]) -> None:
 
 
 def test_report_of_the_seed_article(browser: Any, shipped: Detector, tmp_path: Path) -> None:
-    from detector._formatting import Writer
+    from detector._faces.formatting import Writer
 
     text, must = _gold()
     page = tmp_path / "report.html"
@@ -92,7 +92,7 @@ def test_served_page_after_typing(browser: Any, shipped: Detector) -> None:
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from detector._serve import create_app
+    from detector._faces.serve import create_app
 
     text, must = _gold()
     port = _free_port()

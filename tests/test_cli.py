@@ -102,7 +102,7 @@ def test_empty_stdin_is_an_input_error(run, data: bytes) -> None:  # type: ignor
 
 
 def test_large_stdin_document_is_streamed(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    import detector._reading as reading
+    import detector._faces.reading as reading
 
     monkeypatch.setattr(reading, "STREAM_BYTES", 2048)
     text = "\n\n".join(f"Paragraph {i} has a sentence." for i in range(400)) + "\n"
@@ -304,7 +304,7 @@ def test_eval_rejects_bad_span(run, tmp_path: Path) -> None:  # type: ignore[no-
 
 def test_large_plain_text_is_streamed_in_blocks(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """A plain-text file over the streaming size is scored block by block; offsets stay exact."""
-    import detector._reading as reading
+    import detector._faces.reading as reading
 
     monkeypatch.setattr(reading, "STREAM_BYTES", 2048)
     paras = [f"Paragraph {i} has a sentence. Ünïcode “quotes” here {i}!" for i in range(200)]

@@ -187,8 +187,8 @@ def test_a_killed_job_loses_and_duplicates_no_record(tiny_model_dir: Path, tmp_p
 def test_ray_engine_gives_the_same_records(tiny_model_dir: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     from detector import Detector, LoadOptions
-    from detector._corpus import CorpusOptions, find_shards, process_shard
-    from detector._ray_engine import run_ray
+    from detector._faces.corpus_jobs import CorpusOptions, find_shards, process_shard
+    from detector._faces.ray_engine import run_ray
 
     _corpus(tmp_path / "in")
     damaged = _damage(tmp_path / "in")

@@ -79,7 +79,7 @@ def test_html_report_is_self_contained_and_escaped(run) -> None:  # type: ignore
 
 
 def test_html_spans_carry_score_and_category_and_read_without_colour(tiny_detector: Detector) -> None:
-    from detector._report import ReportItem, render_page
+    from detector._faces.report import ReportItem, render_page
 
     det = tiny_detector.with_settings(threshold=0.0, span_threshold=0.0)
     text = "One sentence here. Xi Jinping. accepted."
@@ -97,7 +97,7 @@ def client(tiny_detector: Detector):  # type: ignore[no-untyped-def]
     pytest.importorskip("starlette", reason="the serve extra is not installed")
     from starlette.testclient import TestClient
 
-    from detector._serve import create_app
+    from detector._faces.serve import create_app
 
     return TestClient(create_app(tiny_detector.with_settings(threshold=0.0), max_bytes=4096, max_records=3,
                                  max_chars=500), base_url="http://127.0.0.1:8000")
@@ -183,7 +183,7 @@ def test_serve_answers_only_its_own_host_names(tiny_detector: Detector, bind: st
     pytest.importorskip("starlette", reason="the serve extra is not installed")
     from starlette.testclient import TestClient
 
-    from detector._serve import allowed_hosts, create_app
+    from detector._faces.serve import allowed_hosts, create_app
 
     client = TestClient(create_app(tiny_detector, hosts=allowed_hosts(bind, extra)), base_url="http://127.0.0.1")
     assert client.get("/health", headers={"host": host}).status_code == status
@@ -194,7 +194,7 @@ def test_client_disconnect_mid_upload_is_not_an_error(tiny_detector: Detector) -
     pytest.importorskip("starlette", reason="the serve extra is not installed")
     import asyncio
 
-    from detector._serve import create_app
+    from detector._faces.serve import create_app
 
     app = create_app(tiny_detector)
     sent: list[dict] = []  # type: ignore[type-arg]

@@ -88,7 +88,7 @@ def test_non_finite_float_ids_are_written_as_strict_json() -> None:
     """An id that JSON cannot hold (a Parquet double column with inf or nan) is written as a string, never as a
     crash or as non-standard JSON."""
     from detector import Detection
-    from detector._formatting import jsonl_line
+    from detector._faces.formatting import jsonl_line
 
     for rid, expected in ((float("inf"), "inf"), (float("-inf"), "-inf"), (float("nan"), "nan"), ([1.5], [1.5])):
         line = jsonl_line(rid, Detection(0.1, False))

@@ -122,7 +122,7 @@ def test_subtitles_option_reads_any_name_and_stdin(tmp_path: Path, capsys: pytes
 
 
 def test_a_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    from detector._reading import InputError
+    from detector._faces.reading import InputError
 
     monkeypatch.setitem(sys.modules, "srt", None)  # import srt raises ImportError
     with pytest.raises(InputError, match=r"pip install 'mtdetect\[formats\]'"):

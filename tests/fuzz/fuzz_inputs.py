@@ -20,7 +20,7 @@ with atheris.instrument_imports():
     import numpy as np
 
     from detector._decode import decide
-    from detector._reading import InputError, ReadOptions, ReadStats, read_input
+    from detector._faces.reading import InputError, ReadOptions, ReadStats, read_input
     from detector._text import split_passages
     from detector._types import RawScores, Settings
 

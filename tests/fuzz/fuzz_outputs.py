@@ -21,10 +21,10 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from detector._corpus import ShardDamaged, _jsonl_lines, _parquet_batches
-    from detector._formatting import json_line, jsonl_line
-    from detector._reading import JsonLineError, parse_json_line
-    from detector._report import ReportItem, render_page
+    from detector._faces.corpus_jobs import ShardDamaged, _jsonl_lines, _parquet_batches
+    from detector._faces.formatting import json_line, jsonl_line
+    from detector._faces.reading import JsonLineError, parse_json_line
+    from detector._faces.report import ReportItem, render_page
     from detector._types import Detection, Passage, Span
 
 TMP = Path(tempfile.mkdtemp(prefix="fuzz-shards-"))

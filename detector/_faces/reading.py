@@ -448,22 +448,22 @@ def read_structured(f: IO[bytes], name: str, kind: str, opts: ReadOptions, stats
                          f"{opts.max_chars:,}): split it")
     _check_binary(data[:BINARY_SNIFF], name, opts.encoding)
     if kind == "xliff":  # XML: the file's own declaration says its encoding
-        from .localisation import read_xliff
+        from ..localisation import read_xliff
 
         units: Iterator[tuple[Any, str, Any]] = read_xliff(data, name)
     else:
         text = _decode(data[3:] if data.startswith(_BOM) and _is_utf8(opts.encoding) else data, name, opts.encoding,
                        opts.errors, 0)
         if kind in ("srt", "vtt"):
-            from .subtitles import read_subtitles
+            from ..subtitles import read_subtitles
 
             units = read_subtitles(text, name, kind)
         elif kind == "po":
-            from .localisation import read_po
+            from ..localisation import read_po
 
             units = read_po(text, name)
         else:
-            from .documents import read_html, read_markdown
+            from ..documents import read_html, read_markdown
 
             body, unit = read_html(text, name) if kind == "html" else read_markdown(text, name)
             if not body.strip():

@@ -4,7 +4,7 @@ One output file per input shard, with the same name and format: each input recor
 ``mtdetect_flagged``, ``mtdetect_status`` (``scored`` or ``not_english``), ``mtdetect_language`` and ``mtdetect_spans``. A shard is written under a temporary name and
 renamed when complete, so a rerun skips shards whose output exists and redoes the one a crash interrupted: no record
 is lost or written twice. Malformed records go to ``<shard>.rejects.jsonl`` (line number and reason) and are counted.
-Memory is bounded by one batch of records. The local engine and the Ray engine (:mod:`detector._ray_engine`) share
+Memory is bounded by one batch of records. The local engine and the Ray engine (:mod:`detector._faces.ray_engine`) share
 :func:`annotate_lines` and :func:`annotate_rows`, so they give the same results record for record.
 """
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ._formatting import json_line
-from ._reading import JsonLineError, parse_json_line
-from ._types import SCORED
+from .._types import SCORED
+from .formatting import json_line
+from .reading import JsonLineError, parse_json_line
 
 SUFFIXES = (".jsonl.gz", ".jsonl", ".parquet")
 FILTERS = ("none", "keep-clean", "keep-flagged")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ._text import SURROGATE
-from ._types import Detection
+from .._text import SURROGATE
+from .._types import Detection
 
 
 @dataclass(frozen=True)

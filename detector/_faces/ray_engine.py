@@ -3,8 +3,8 @@ Ray runtime or a cluster.
 
 Pending shards are read by Ray (``read_text`` for JSONL and .jsonl.gz, ``read_parquet``), scored by ``map_batches``
 with a pool of actors that each load the model once, and come back to the driver in input order
-(``preserve_order``), which writes each shard through the same :class:`~detector._corpus.ShardWriter` (temporary name,
-renamed when complete) and the same :func:`~detector._corpus.annotate_lines` / ``annotate_rows`` as the local engine.
+(``preserve_order``), which writes each shard through the same :class:`~detector._faces.corpus_jobs.ShardWriter` (temporary name,
+renamed when complete) and the same :func:`~detector._faces.corpus_jobs.annotate_lines` / ``annotate_rows`` as the local engine.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._corpus import CorpusOptions, ShardStats, ShardWriter, annotate_lines, annotate_rows, check_shard, kind_of
-from ._options import LoadOptions
+from .._options import LoadOptions
+from .corpus_jobs import CorpusOptions, ShardStats, ShardWriter, annotate_lines, annotate_rows, check_shard, kind_of
 
 
 class _Scorer:

@@ -18,9 +18,9 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs
 
-from ._formatting import json_line, record_dict
-from ._reading import JsonLineError, parse_json_line
-from ._report import ReportItem, render_page
+from .formatting import json_line, record_dict
+from .reading import JsonLineError, parse_json_line
+from .report import ReportItem, render_page
 
 MAX_BYTES = 1 << 20
 MAX_RECORDS = 256

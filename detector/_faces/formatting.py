@@ -7,8 +7,8 @@ import math
 import re
 from typing import IO, Any
 
-from ._text import SURROGATE
-from ._types import Detection
+from .._text import SURROGATE
+from .._types import Detection
 
 FORMATS = ("pretty", "json", "jsonl", "tsv", "html", "po")
 _RED, _DIM, _RESET = "\033[1;31m", "\033[2m", "\033[0m"
@@ -142,7 +142,7 @@ class Writer:
         """One result; ``unit`` (a subtitle cue's :class:`detector.subtitles.Unit`) adds where it came from in the
         file (the HTML report shows it in the record's name)."""
         if self.fmt == "html":
-            from ._report import ReportItem
+            from .report import ReportItem
 
             self._report.append(ReportItem(rid if unit is None else f"{rid} ({unit.label()})", text, d, unit))
         elif self.fmt == "po":
@@ -163,13 +163,13 @@ class Writer:
 
     def close(self) -> None:
         if self.fmt == "html":
-            from ._report import render_page
+            from .report import render_page
 
             self.out.write(render_page(self._report, self.info))
         if self.fmt == "json":
             self.out.write(json_text(self._items, indent=1) + "\n")
         if self.fmt == "po":
-            from .localisation import annotate_po
+            from ..localisation import annotate_po
 
             self.out.write(annotate_po(self._po, self.mark_fuzzy))
         self.out.flush()
