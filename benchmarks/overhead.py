@@ -39,11 +39,10 @@ from typing import Any
 from detector import Detector
 from detector.network import (
     ModelFolder,
-    build_windows,
     collate,
     collate_shared,
     split_passages,
-    tokenize_passages,
+    text_windows,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,10 +99,8 @@ def write_inputs(folder: Path, sents: list[str]) -> dict[str, tuple[Path, list[s
 def bare_forward(det: Detector, texts: list[str], batch_size: int = 32) -> tuple[float, int, int]:
     """Seconds of the graph alone on the detector's windows of ``texts``; the number of windows and of tokens."""
     tok, cfg, net = det.tokenizer, det.config, det.network
-    cls_id, sep_id, pad = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]"), tok.token_to_id("[PAD]") or 0
-    windows = [w for t in texts for w in build_windows(tokenize_passages(tok, t, split_passages(t)), cfg.max_length,
-                                                        cfg.context_tokens, cls_id, sep_id,
-                                                        shared=bool(cfg.shared_window), length=cfg.shared_window)]
+    pad = tok.token_to_id("[PAD]") or 0
+    windows = [w for t in texts for w in text_windows(tok, cfg, t).windows]
     windows.sort(key=lambda w: len(w.ids))
     shared = getattr(net, "shared", False)
     batches = [(collate_shared if shared else collate)(windows[b : b + batch_size], pad)  # type: ignore[operator]

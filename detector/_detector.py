@@ -21,9 +21,8 @@ from ._options import LoadOptions
 from ._rarity import WordTable
 from ._reader import LmReader, ensure_reader
 from ._rules import text_rules
-from ._text import split_passages, tokenize_passages
 from ._types import NOT_ENGLISH, SCORED, Detection, Passage, RawScores, Settings, Span
-from ._windows import TextWindows, Window, build_windows, run_windows
+from ._windows import Window, run_windows, text_windows
 
 #: a streamed document is scored in blocks of about this many characters, cut at paragraph or line breaks
 STREAM_BLOCK_CHARS = 1 << 18
@@ -232,17 +231,11 @@ class Detector:
             raise TypeError("score_raw takes a sequence of strings")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        cfg = self._config
-        shared = bool(cfg.shared_window)
         prepared = []
         for t in texts:
             if not isinstance(t, str):
                 raise TypeError(f"expected str, got {type(t).__name__}")
-            pieces = split_passages(t)
-            toks = tokenize_passages(self._tok, t, pieces)
-            windows = build_windows(toks, cfg.max_length, cfg.context_tokens, self._cls, self._sep, shared=shared,
-                                    length=cfg.shared_window)
-            prepared.append(TextWindows(t, pieces, toks, windows, len(cfg.passage_outputs)))
+            prepared.append(text_windows(self._tok, self._config, t))
         run_windows(prepared, self._forward, batch_size, progress)
         out: list[RawScores] = []
         for tw in prepared:

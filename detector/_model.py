@@ -12,10 +12,13 @@ from ._types import PASSAGE_OUTPUTS, TOKEN_LABELS
 
 
 def passage_mean(states: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean of ``states`` (B, T, H) over the passage tokens (``target`` (B, T) nonzero); zeros for a window without
-    any. The one pooling rule of the passage head, the sense head's layer states and training's features."""
-    tmask = target.unsqueeze(-1).to(states.dtype)
-    return (states * tmask).sum(1) / tmask.sum(1).clamp(min=1.0)
+    """Mean of ``states`` (B, T, H) over each target's tokens: ``target`` (B, P, T) masks give (B, P, H), a (B, T)
+    mask (one target per window) gives (B, H); zeros for a target without tokens. The one pooling rule of the passage
+    head, the sense head's layer states and training's features."""
+    if target.dim() == 2:
+        return passage_mean(states, target.unsqueeze(1))[:, 0]
+    slots = target.to(states.dtype)
+    return torch.matmul(slots, states) / slots.sum(-1, keepdim=True).clamp(min=1.0)
 
 
 def _target_max(hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -78,16 +81,14 @@ class SpanDetector(nn.Module):
 
     def _passages(self, hidden: torch.Tensor, tok: torch.Tensor, layers: Any, target: torch.Tensor) -> torch.Tensor:
         """Passage logits (B, P, K) for the passage masks ``target`` (B, P, T)."""
-        slots = target.to(hidden.dtype)  # (B, P, T)
-        denom = slots.sum(-1, keepdim=True).clamp(min=1.0)  # (B, P, 1)
-        mean = torch.matmul(slots, hidden) / denom
+        flu = torch.softmax(tok, -1)[..., 1].unsqueeze(-1)  # (B, T, 1): the fluency-error probability
+        mean = passage_mean(hidden, target)
         mx = _target_max(hidden, target)
-        flu = torch.softmax(tok, -1)[..., 1].unsqueeze(1) * slots  # (B, P, T)
-        peak = flu.max(-1, keepdim=True).values
-        avg = flu.sum(-1, keepdim=True) / denom
+        peak = (flu.transpose(1, 2) * target.to(hidden.dtype)).max(-1, keepdim=True).values
+        avg = passage_mean(flu, target)
         feats = torch.cat([mean, mx, peak, avg], -1)
         passage = self.passage_head(feats)
         if self.sense_head is not None:
-            pooled = [torch.matmul(slots, layers[k]) / denom for k in self.sense_layers]
+            pooled = [passage_mean(layers[k], target) for k in self.sense_layers]
             passage = torch.cat([passage, self.sense_head(torch.cat([feats, *pooled], -1))], -1)
         return passage

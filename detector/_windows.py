@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ._text import Piece, Tokenized
+from ._modelfiles import ModelConfig
+from ._text import Piece, Tokenized, split_passages, tokenize_passages
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,18 @@ class TextWindows:
     def token_passage(self) -> np.ndarray:
         """(N,) the passage of each token."""
         return np.repeat(np.arange(len(self.pieces), dtype=np.int64), np.diff(self.base))
+
+
+def text_windows(tokenizer: Any, config: ModelConfig, text: str, *, shared: bool | None = None) -> TextWindows:
+    """A text as the runtime scores it: its passages, their tokens and the windows of the config's layout (with
+    ``shared`` True, shared windows of ``config.shared_window`` tokens, or ``max_length`` when it has none; False: one
+    window per passage)."""
+    pieces = split_passages(text)
+    toks = tokenize_passages(tokenizer, text, pieces)
+    share = bool(config.shared_window) if shared is None else shared
+    windows = build_windows(toks, config.max_length, config.context_tokens, tokenizer.token_to_id("[CLS]"),
+                            tokenizer.token_to_id("[SEP]"), shared=share, length=config.shared_window or None)
+    return TextWindows(text, pieces, toks, windows, len(config.passage_outputs))
 
 
 def run_windows(texts: Sequence[TextWindows], forward: Callable[[list[Window]], tuple[np.ndarray, np.ndarray]],

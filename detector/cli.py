@@ -18,7 +18,16 @@ from typing import IO, Any
 from ._backend import BACKENDS, PRECISIONS
 from ._errors import SettingsError
 from ._faces.formatting import FORMATS, Writer, printable
-from ._faces.reading import MAX_CHARS, STRUCTURED, InputError, InputRecord, ReadOptions, ReadStats, read_input
+from ._faces.reading import (
+    MAX_CHARS,
+    STRUCTURED,
+    InputError,
+    InputRecord,
+    ReadOptions,
+    ReadStats,
+    kind_of_name,
+    read_input,
+)
 from ._options import MAX_THREADS, SETTING_NAMES, LoadOptions
 from ._types import SPAN_SCORES
 
@@ -214,7 +223,7 @@ def _validate(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if a.command == "score" and (a.format == "po" or a.mark_fuzzy):
         po = a.input_format == "po" or (a.input_format is None and not (a.jsonl or a.plain or a.subtitles)
                                        and a.tsv_column is None and len(a.files) == 1
-                                       and a.files[0].lower().endswith((".po", ".pot")))
+                                       and kind_of_name(a.files[0]) == "po")
         if a.format != "po":
             ap.error("--mark-fuzzy goes with --format po")
         if len(a.files) > 1 or not po:

@@ -59,8 +59,7 @@ class Unit:
 
     def place(self, offset: int) -> str:
         """The element path (HTML) or block kind (Markdown) holding the character at ``offset``."""
-        keys = [p[0] for p in self.places]
-        i = bisect.bisect_right(keys, offset) - 1
+        i = bisect.bisect_right(self.places, offset, key=lambda p: p[0]) - 1
         return self.places[i][1] if i >= 0 else ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,9 +104,9 @@ class _Builder:
             self.size += len(text)
 
     def unit(self, file: str, fmt: str, line_starts: list[int]) -> tuple[str, Unit]:
-        u = Unit(file, fmt, 1, tuple(self.starts), tuple(self.sources), tuple(line_starts), tuple(self.places))
-        line = u.position(0)[0] if self.size else 1
-        return "".join(self.parts), Unit(file, fmt, line, u.starts, u.sources, u.line_starts, u.places)
+        line = file_position(self.starts, self.sources, line_starts, 0, 1)[0]
+        return "".join(self.parts), Unit(file, fmt, line, tuple(self.starts), tuple(self.sources), tuple(line_starts),
+                                         tuple(self.places))
 
 
 # ------------------------------------------------------------------------------------------ HTML

@@ -69,10 +69,11 @@ class Unit:
 # ------------------------------------------------------------------------------------------ PO
 
 
-def _po_strings(text: str, starts: list[int], first: int, keyword: str) -> tuple[list[tuple[str, int]], int]:
+def _po_strings(lines: Sequence[str], starts: Sequence[int], first: int, keyword: str
+                ) -> tuple[list[tuple[str, int]], int]:
     """The characters of the quoted strings after ``keyword`` (e.g. ``msgstr[1]``) in the entry starting at line
-    ``first`` (0-based), each with its file offset; and the line of the keyword (0-based)."""
-    lines = text.split("\n") if len(starts) > 1 else [text]
+    ``first`` (0-based) of the file's ``lines`` (``starts``: their file offsets), each with its file offset; and the
+    line of the keyword (0-based)."""
     i = first
     while i < len(lines) and not lines[i].lstrip().startswith(keyword + " ") and \
             not lines[i].lstrip().startswith(keyword + '"'):
@@ -113,10 +114,11 @@ def read_po(text: str, name: str) -> Iterator[tuple[str, str, Unit]]:
     except Exception as e:  # noqa: BLE001 - polib raises IOError/ValueError/... on a malformed file
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(f"{name}: not a valid PO file ({msg[:200]})") from None
-    for number, line in enumerate(text.split("\n"), 1):  # polib reads an unterminated string as empty: say so instead
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):  # polib reads an unterminated string as empty: say so instead
         if line.lstrip().startswith(_PO_KEYWORDS) and not _PO_LINE.fullmatch(line.rstrip("\r")):
             raise InputError(f"{name}:{number}: not a valid PO file (a malformed or unterminated string)")
-    starts = line_starts(text)
+    starts = tuple(line_starts(text))
     for entry in catalogue:
         if entry.obsolete or not entry.msgid:
             continue
@@ -125,13 +127,13 @@ def read_po(text: str, name: str) -> Iterator[tuple[str, str, Unit]]:
         for n, value in forms:
             if not value.strip():
                 continue
-            pairs, at = _po_strings(text, starts, max(0, entry.linenum - 1), "msgstr" if n is None else f"msgstr[{n}]")
+            pairs, at = _po_strings(lines, starts, max(0, entry.linenum - 1), "msgstr" if n is None else f"msgstr[{n}]")
             body, offsets, sources = runs(pairs)
             if body != value:  # the file says it otherwise than polib read it: no exact positions
                 body, offsets, sources = value, (0,), (starts[at],)
             rid = key if n is None else f"{key}[{n}]"
-            yield rid, body, Unit(name, "po", key, at + 1, n, bool(entry.fuzzy), None, offsets, sources, tuple(starts),
-                                  entry, catalogue)
+            yield rid, body, Unit(name, "po", key, at + 1, n, bool(entry.fuzzy), None, offsets, sources, starts, entry,
+                                  catalogue)
 
 
 def annotate_po(results: Sequence[tuple[Unit, Any]], mark_fuzzy: bool = False) -> str:
@@ -193,7 +195,7 @@ def read_xliff(data: bytes, name: str) -> Iterator[tuple[str, str, Unit]]:
     if _local(root.tag) != "xliff":
         raise InputError(f"{name}: not an XLIFF file (the root element is <{_local(root.tag)}>)")
     text = data.decode(root.getroottree().docinfo.encoding or "utf-8", errors="replace")
-    starts = line_starts(text)
+    starts = tuple(line_starts(text))
     for unit in root.iter():
         kind = _local(unit.tag)
         if kind not in ("trans-unit", "unit"):
@@ -216,7 +218,7 @@ def read_xliff(data: bytes, name: str) -> Iterator[tuple[str, str, Unit]]:
             _, offsets, sources = runs(pairs)
             rid = uid if len(targets) == 1 else f"{uid}#{k + 1}"
             yield rid, body, Unit(name, "xliff", uid, line, None, False, target.get("state"), offsets, sources,
-                                  tuple(starts))
+                                  starts)
 
 
 def _match(piece: str, text: str, j: int) -> tuple[list[tuple[str, int]], int]:

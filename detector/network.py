@@ -25,7 +25,7 @@ from ._reader import (
     reader_folder,
 )
 from ._text import N_SHAPES, Piece, Tokenized, split_passages, token_shape, tokenize_passages
-from ._windows import Target, TextWindows, Window, build_windows, run_windows
+from ._windows import Target, TextWindows, Window, build_windows, run_windows, text_windows
 
 __all__ = [
     "ENCODER_FEATURES",
@@ -67,6 +67,7 @@ __all__ = [
     "collate",
     "collate_shared",
     "run_windows",
+    "text_windows",
     "passage_mean",
     "sha256_file",
     "split_passages",

@@ -25,10 +25,8 @@ from detector.network import (
     ONNX_INPUTS,
     ONNX_OUTPUTS,
     ModelFolder,
-    build_windows,
     collate_shared,
-    split_passages,
-    tokenize_passages,
+    text_windows,
 )
 
 SAMPLES = [
@@ -42,11 +40,8 @@ SAMPLES = [
 
 def _inputs(det: Detector) -> dict[str, np.ndarray]:
     """A batch of the runtime's shared windows over the sample texts (several targets per window)."""
-    tok, cfg = det.tokenizer, det.config
-    windows = [w for t in SAMPLES for w in build_windows(tokenize_passages(tok, t, split_passages(t)), cfg.max_length,
-                                                          cfg.context_tokens, tok.token_to_id("[CLS]"),
-                                                          tok.token_to_id("[SEP]"), shared=True)]
-    return collate_shared(windows, tok.token_to_id("[PAD]"))
+    windows = [w for t in SAMPLES for w in text_windows(det.tokenizer, det.config, t, shared=True).windows]
+    return collate_shared(windows, det.tokenizer.token_to_id("[PAD]"))
 
 
 def store_fp16(graph_path: Path, out: Path) -> int:

@@ -17,17 +17,13 @@ import numpy as np
 import torch
 
 from detector import Detector
-from detector.network import Window, build_windows, collate, passage_mean, split_passages, tokenize_passages
+from detector.network import Window, collate, passage_mean
+from detector.network import text_windows as network_windows
 
 
 def text_windows(det: Detector, texts: Sequence[str]) -> list[tuple[int, Window]]:
     """(text index, window) for every window of ``texts``, built as the runtime builds them, sorted by length."""
-    tok = det.tokenizer
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    items = []
-    for k, t in enumerate(texts):
-        toks = tokenize_passages(tok, t, split_passages(t))
-        items += [(k, w) for w in build_windows(toks, det.config.max_length, det.config.context_tokens, cls_id, sep_id)]
+    items = [(k, w) for k, t in enumerate(texts) for w in network_windows(det.tokenizer, det.config, t).windows]
     items.sort(key=lambda x: len(x[1].ids))
     return items
 

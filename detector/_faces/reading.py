@@ -394,6 +394,14 @@ _WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), 
               (b"\xfe\xff", "utf-16"))
 
 
+def kind_of_name(name: str) -> str:
+    """The input kind a file name says (``jsonl``, a structured format of :data:`EXTENSIONS`), else ``auto``."""
+    if name.endswith(".jsonl"):
+        return "jsonl"
+    dot = name.rfind(".")
+    return EXTENSIONS.get(name[dot:].lower(), "auto") if dot > 0 else "auto"
+
+
 def read_input(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
                warn: Callable[[str], None]) -> Iterator[InputRecord]:
     """The records of one input stream, its kind chosen by the rule in the module docstring."""
@@ -407,12 +415,7 @@ def read_input(f: IO[bytes], name: str, opts: ReadOptions, stats: ReadStats,
     if _wide(opts.encoding):
         f = io.BufferedReader(_Transcoded(f, opts.encoding, opts.errors, name))
         opts = replace(opts, encoding="utf-8", errors="strict")
-    kind = opts.kind
-    if kind == "auto" and name.endswith(".jsonl"):
-        kind = "jsonl"
-    if kind == "auto":
-        dot = name.rfind(".")
-        kind = EXTENSIONS.get(name[dot:].lower(), "auto") if dot > 0 else "auto"
+    kind = kind_of_name(name) if opts.kind == "auto" else opts.kind
     if kind in STRUCTURED:
         yield from read_structured(f, name, kind, opts, stats, warn)
         return
