@@ -27,6 +27,7 @@ FORMATS = ("po", "xliff")
 _PO_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _PO_LINE = re.compile(r'\s*(?:(?:msgctxt|msgid|msgid_plural|msgstr|msgstr\[\d+\])\s+)?"(?:[^"\\]|\\.)*"\s*')
 _PO_KEYWORDS = ("msgctxt", "msgid", "msgstr", '"')
+_TARGET_TAG = re.compile(r"<(?:[\w.-]+:)?target\b[^>]*>")
 _PO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
 
@@ -196,6 +197,7 @@ def read_xliff(data: bytes, name: str) -> Iterator[tuple[str, str, Unit]]:
         raise InputError(f"{name}: not an XLIFF file (the root element is <{_local(root.tag)}>)")
     text = data.decode(root.getroottree().docinfo.encoding or "utf-8", errors="replace")
     starts = tuple(line_starts(text))
+    after = 0  # where the previous target's start tag ended
     for unit in root.iter():
         kind = _local(unit.tag)
         if kind not in ("trans-unit", "unit"):
@@ -208,9 +210,10 @@ def read_xliff(data: bytes, name: str) -> Iterator[tuple[str, str, Unit]]:
             if not body.strip():
                 continue
             line = int(target.sourceline or unit.sourceline or 1)
-            cursor = starts[min(line - 1, len(starts) - 1)]
-            tag_end = text.find(">", cursor)
-            cursor = tag_end + 1 if tag_end >= 0 else cursor
+            # the target's own start tag, on its line or later (a <source> or an earlier target may share the line)
+            tag = _TARGET_TAG.search(text, max(starts[min(line - 1, len(starts) - 1)], after))
+            cursor = tag.end() if tag else starts[min(line - 1, len(starts) - 1)]
+            after = cursor
             pairs: list[tuple[str, int]] = []
             for piece in pieces:
                 got, cursor = _match(piece, text, cursor)

@@ -232,3 +232,15 @@ def test_html_report_links_each_finding_to_its_place(capsys: pytest.CaptureFixtu
     page = capsys.readouterr().out
     assert f'href="{path}#L33"' in page and ">app.po:33:62</a>" in page  # the span "common sense."
     assert "msgstr of &#x27;Die Regeln sind für alle verständlich.&#x27;, line 33" in page
+
+
+def test_xliff_target_beside_its_source() -> None:
+    """A target on the same line as its source (and a second unit on that line) maps to its own text."""
+    data = ('<?xml version="1.0"?>\n<xliff version="1.2" xmlns="urn:oasis:names:tc:xliff:document:1.2"><file><body>\n'
+            '<trans-unit id="a"><source>Quelle hier</source><target>Target text here</target></trans-unit>'
+            '<trans-unit id="b"><source>Zweite</source><x:target xmlns:x="urn:oasis:names:tc:xliff:document:1.2">'
+            'Second one</x:target></trans-unit>\n</body></file></xliff>\n')
+    raw = data.split("\n")
+    for _, text, unit in read_xliff(data.encode(), "x.xlf"):
+        line, col = unit.position(0)
+        assert raw[line - 1][col - 1 :].startswith(text)
